@@ -1,0 +1,226 @@
+"""The ``fairdistill`` command.
+
+Options override the config file, which overrides the defaults; the merged result is
+validated once into a :class:`RunConfig` before any work starts. Errors a user can fix
+print as one sentence and a non-zero exit code; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fairdistill.flows.settings import load_settings, prepare_environment
+from fairdistill.models.errors import FairdistillError
+
+app = typer.Typer(
+    name="fairdistill",
+    help="Regenerate fair synthetic datasets: validate, learn a fair latent space, distill "
+    "it into a small student, generate, evaluate and publish.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DatasetOption = Annotated[
+    str | None,
+    typer.Option("--dataset", help="Bundled dataset name (see 'fairdistill datasets')."),
+]
+DataOption = Annotated[
+    Path | None, typer.Option("--data", help="Your own table: a .csv or .parquet file.")
+]
+SpecOption = Annotated[
+    Path | None,
+    typer.Option("--spec", help="The dataset spec (YAML) for --data: target, sensitive attributes."),
+]
+DebugOption = Annotated[
+    bool, typer.Option("--debug", help="Show the full traceback when something fails.")
+]
+
+
+def fail(error: BaseException, *, debug: bool) -> None:
+    if debug:
+        raise error
+    if isinstance(error, FairdistillError):
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(error.exit_code)
+    typer.echo(
+        f"error: unexpected {type(error).__name__}: {error} (rerun with --debug for details)",
+        err=True,
+    )
+    raise typer.Exit(1)
+
+
+def collect_config(config_file: Path | None, overrides: dict[str, Any]) -> Any:
+    from fairdistill.flows.config import build_config, load_config_file, merge_overrides
+
+    base = load_config_file(config_file) if config_file else {}
+    if overrides.get("data") is not None:
+        overrides = {**overrides, "dataset": None}
+    merged = merge_overrides(base, overrides)
+    return build_config(merged, source=str(config_file) if config_file else "command-line options")
+
+
+@app.command()
+def run(
+    dataset: DatasetOption = None,
+    data: DataOption = None,
+    spec: SpecOption = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="YAML file holding any of the run options.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="Folder receiving one subfolder per published run."),
+    ] = None,
+    run_name: Annotated[
+        str | None, typer.Option("--run-name", help="Name of the published run folder.")
+    ] = None,
+    overwrite: Annotated[
+        bool | None, typer.Option("--overwrite", help="Replace a published run of the same name.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of every random choice.")] = None,
+    rows: Annotated[
+        int | None, typer.Option("--rows", help="Synthetic rows to generate (default: train size).")
+    ] = None,
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="sample (from the latent prior) or transform.")
+    ] = None,
+    mix: Annotated[
+        str | None, typer.Option("--mix", help="Sensitive groups: real proportions or balanced.")
+    ] = None,
+    beta: Annotated[
+        float | None,
+        typer.Option("--beta", help="Fairness weight of the distance-correlation penalty."),
+    ] = None,
+    criterion: Annotated[
+        str | None,
+        typer.Option("--criterion", help="demographic_parity or equalized_odds."),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Teacher epochs.")] = None,
+    student_epochs: Annotated[
+        int | None, typer.Option("--student-epochs", help="Student distillation epochs.")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Only warnings and the result.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run summary as JSON (for schedulers).")
+    ] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Run the whole pipeline and publish the synthetic dataset if it passes the gates."""
+    if quiet or as_json:
+        os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+    overrides = {
+        "dataset": dataset, "data": str(data) if data else None,
+        "spec": str(spec) if spec else None, "output": str(output) if output else None,
+        "run_name": run_name, "overwrite": overwrite, "seed": seed, "device": device,
+        "generate.rows": rows, "generate.mode": mode, "generate.sensitive_mix": mix,
+        "teacher.beta": beta, "teacher.criterion": criterion, "teacher.epochs": epochs,
+        "student.epochs": student_epochs,
+    }
+    try:
+        config = collect_config(config_file, overrides)
+        from fairdistill.flows.regenerate import regenerate_fair_dataset
+
+        summary = regenerate_fair_dataset(config)
+    except Exception as error:  # noqa: BLE001 - every failure becomes one clear line
+        fail(error, debug=debug)
+        return
+    if as_json:
+        typer.echo(summary.model_dump_json(indent=2))
+        return
+    print_summary(summary)
+
+
+def print_summary(summary: Any) -> None:
+    settings = load_settings()
+    published = summary.published
+    lines = [
+        "",
+        f"fairdistill run {summary.run_name} published {published.rows:,} synthetic rows.",
+        *(f"  {name:<40} {value:.4f}" for name, value in summary.headline.items()),
+        f"  synthetic data : {published.data}",
+        f"  manifest       : {published.manifest}",
+        f"  report         : {published.report}",
+        f"  MLflow run     : {summary.mlflow_run_id}",
+        "Open the MLflow UI with:",
+        f"  mlflow ui --backend-store-uri {settings.tracking_uri} --host 127.0.0.1",
+    ]
+    typer.echo("\n".join(lines))
+
+
+@app.command()
+def validate(
+    dataset: DatasetOption = "adult",
+    data: DataOption = None,
+    spec: SpecOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Check a table against its spec with the Great Expectations suite, without training."""
+    try:
+        from fairdistill.data import bundled_dataset
+        from fairdistill.models.spec import complete_spec, load_spec
+        from fairdistill.models.tables import read_table
+        from fairdistill.tasks.validation_suite import (
+            raise_for_failures,
+            report_to_markdown,
+            validate_frame,
+        )
+
+        if data is not None:
+            if spec is None:
+                raise FairdistillError(
+                    "--data needs --spec", rule="data-needs-spec",
+                    hint="write one with 'fairdistill inspect DATA' and edit it",
+                )
+            data_path, spec_path = data, spec
+        else:
+            bundled = bundled_dataset(str(dataset))
+            data_path, spec_path = bundled.data_path, bundled.spec_path
+        frame = read_table(data_path)
+        completed = complete_spec(load_spec(spec_path), frame, source=str(data_path))
+        report = validate_frame(frame, completed, source=str(data_path))
+        typer.echo(report_to_markdown(report))
+        raise_for_failures(report, str(data_path))
+    except Exception as error:  # noqa: BLE001
+        fail(error, debug=debug)
+        return
+    typer.echo(f"{data_path}: {frame.height:,} rows passed validation.")
+
+
+@app.command()
+def datasets() -> None:
+    """List the bundled datasets."""
+    from fairdistill.data import BUNDLED_DATASETS, bundled_dataset
+
+    for name in BUNDLED_DATASETS:
+        typer.echo(f"{name:<10} {bundled_dataset(name).data_path}")
+
+
+@app.command("config-schema")
+def config_schema() -> None:
+    """Print the JSON schema of the run configuration (every option and its default)."""
+    from fairdistill.flows.config import RunConfig
+
+    typer.echo(json.dumps(RunConfig.model_json_schema(), indent=2))
+
+
+def main() -> None:
+    prepare_environment(load_settings())
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The one typed configuration of a run, validated before any work starts.
+
+A YAML file can hold every field; CLI options override it; the Prefect flow takes the
+resulting :class:`RunConfig` as its parameter, so the Prefect UI renders it as a form and
+refuses bad values before a stage runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from fairdistill.models.errors import ConfigError
+from fairdistill.models.gates import GateConfig
+from fairdistill.models.student import StudentConfig
+from fairdistill.models.teacher import TeacherConfig
+
+# Generating more rows than this in one run is almost certainly a typo (1e9 rows of
+# Adult's width is ~100 GB); refusing early beats running out of memory late.
+MAX_GENERATED_ROWS = 50_000_000
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PrepareConfig(_Frozen):
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
+
+
+class GenerateConfig(_Frozen):
+    rows: int | None = Field(
+        default=None, description="Rows to generate; default: as many as the real train split."
+    )
+    mode: Literal["sample", "transform"] = Field(
+        default="sample",
+        description="sample: draw latents from the fitted prior; transform: one synthetic "
+        "row per real training row (encode, then decode).",
+    )
+    sensitive_mix: Literal["real", "balanced"] = Field(
+        default="real",
+        description="real: sensitive groups in their real proportions; balanced: equal counts.",
+    )
+    prior_components: int = Field(default=10, ge=1, le=200)
+
+    @model_validator(mode="after")
+    def _row_count_is_sane(self) -> GenerateConfig:
+        if self.rows is not None and not 1 <= self.rows <= MAX_GENERATED_ROWS:
+            raise ValueError(
+                f"rows must be between 1 and {MAX_GENERATED_ROWS:,} (got {self.rows:,})"
+            )
+        return self
+
+
+class EvaluateConfig(_Frozen):
+    families: tuple[Literal["gradient_boosting", "logistic_regression"], ...] = (
+        "gradient_boosting",
+        "logistic_regression",
+    )
+    max_rows: int = Field(
+        default=5000, ge=100, description="Rows per side for the nearest-neighbour metrics."
+    )
+
+
+class RunConfig(_Frozen):
+    dataset: str | None = Field(
+        default="adult", description="A bundled dataset name; ignored when data is given."
+    )
+    data: str | None = Field(default=None, description="Path of the user's CSV or parquet file.")
+    spec: str | None = Field(default=None, description="Path of the dataset spec (YAML).")
+    output: str | None = Field(
+        default=None, description="Folder that receives one subfolder per published run."
+    )
+    run_name: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+        description="Name of the published run folder; default: dataset, UTC time and run id.",
+    )
+    overwrite: bool = Field(
+        default=False, description="Replace a published run folder of the same name."
+    )
+    seed: int = Field(default=0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    experiment: str = "fairdistill"
+    prepare: PrepareConfig = PrepareConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    student: StudentConfig = StudentConfig()
+    generate: GenerateConfig = GenerateConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    gates: GateConfig = GateConfig()
+
+    @model_validator(mode="after")
+    def _data_and_spec_together(self) -> RunConfig:
+        if self.data is not None and self.spec is None:
+            raise ValueError("a data file needs its spec: give spec as well as data")
+        if self.data is None and self.dataset is None:
+            raise ValueError("name a bundled dataset or give data and spec")
+        return self
+
+    @property
+    def dataset_label(self) -> str:
+        return Path(self.data).stem if self.data else str(self.dataset)
+
+
+def _describe_validation_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "config"
+    return f"'{where}': {first['msg']}"
+
+
+def build_config(values: dict[str, Any], *, source: str = "options") -> RunConfig:
+    try:
+        return RunConfig.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(
+            f"Invalid run configuration {_describe_validation_error(error)}",
+            file=source,
+            rule="config-schema",
+            hint="run 'fairdistill config-schema' to see every field and its allowed values",
+        ) from error
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            "The config file does not exist",
+            file=str(path),
+            rule="config-exists",
+            hint="check the path given to --config",
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError(
+            f"The config file is not valid YAML: {str(error).splitlines()[0]}",
+            file=str(path),
+            rule="config-yaml",
+            hint="fix the YAML syntax",
+        ) from error
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            "The config file must be a YAML mapping of option names to values",
+            file=str(path),
+            rule="config-shape",
+            hint="see 'fairdistill config-schema'",
+        )
+    return raw
+
+
+def merge_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Merge dotted CLI overrides (``teacher.epochs``) into a nested config mapping."""
+    merged = {key: dict(value) if isinstance(value, dict) else value for key, value in base.items()}
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        target = merged
+        *parents, leaf = dotted.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return merged

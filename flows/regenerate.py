@@ -1,0 +1,99 @@
+"""The flow: regenerate a fair synthetic dataset from a real one.
+
+Reads like the process it runs: check the input, split it, learn a fair latent space,
+distill it into a small student, generate rows, measure them, publish them if they pass
+the gates. Each stage is a Prefect task and an MLflow child run; stages pass references
+(URI + sha256), never frames or models.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import mlflow
+from prefect import flow, runtime
+from prefect.logging import get_run_logger
+from pydantic import BaseModel, ConfigDict
+
+from fairdistill.flows.config import RunConfig
+from fairdistill.flows.settings import load_settings
+from fairdistill.tasks.distill_student import distill_student
+from fairdistill.tasks.evaluate import evaluate
+from fairdistill.tasks.generate import generate
+from fairdistill.tasks.prepare import prepare
+from fairdistill.tasks.publish import PublishedDataset, check_output_location, publish
+from fairdistill.tasks.tracking import (
+    StageContext,
+    ensure_experiment,
+    flatten,
+    log_params,
+    record_failure,
+)
+from fairdistill.tasks.train_teacher import train_teacher
+from fairdistill.tasks.validate import validate
+
+
+class RunSummary(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_name: str
+    mlflow_run_id: str
+    tracking_uri: str
+    published: PublishedDataset
+    headline: dict[str, float]
+
+
+def make_run_name(config: RunConfig, run_id: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{config.dataset_label}-{stamp}-{run_id[:8]}"
+
+
+@flow(name="regenerate_fair_dataset", log_prints=True, validate_parameters=True)
+def regenerate_fair_dataset(config: RunConfig) -> RunSummary:
+    """Validate, prepare, train the fair teacher, distill the student, generate, evaluate, publish."""
+    logger = get_run_logger()
+    settings = load_settings()
+    output_root = config.output or str(settings.default_output)
+    experiment_id = ensure_experiment(
+        settings.tracking_uri, config.experiment, settings.mlflow_artifacts
+    )
+    flow_run_id = runtime.flow_run.get_id()
+    with mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=f"{config.dataset_label}-regenerate",
+        tags={"prefect.flow_run_id": str(flow_run_id), "fairdistill.stage": "flow"},
+    ) as parent:
+        run_id = parent.info.run_id
+        run_name = config.run_name or make_run_name(config, run_id)
+        logger.info("MLflow run %s (%s) at %s", run_id, run_name, settings.tracking_uri)
+        try:
+            log_params(flatten("", config))
+            mlflow.set_tag("fairdistill.run_name", run_name)
+            check_output_location(output_root, run_name, overwrite=config.overwrite)
+            context = StageContext(
+                tracking_uri=settings.tracking_uri,
+                experiment_id=experiment_id,
+                parent_run_id=run_id,
+                work_uri=str(settings.work_root / run_name),
+                flow_run_id=str(flow_run_id),
+            )
+            validated = validate(config, context)
+            prepared = prepare(config, context, validated)
+            teacher = train_teacher(config, context, prepared)
+            student = distill_student(config, context, prepared, teacher)
+            synthetic = generate(config, context, prepared, teacher, student)
+            evaluation = evaluate(config, context, prepared, synthetic)
+            published = publish(
+                config, context, output_root, run_name,
+                validated, prepared, teacher, student, synthetic, evaluation,
+            )
+        except BaseException as error:
+            record_failure(run_id, error)
+            raise
+    return RunSummary(
+        run_name=run_name,
+        mlflow_run_id=run_id,
+        tracking_uri=settings.tracking_uri,
+        published=published,
+        headline=evaluation.headline,
+    )

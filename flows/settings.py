@@ -1,0 +1,62 @@
+"""Where fairdistill keeps its state, read once from the environment.
+
+This is the only module that reads environment variables. Embedded defaults put every
+service's state under one home folder so a laptop run needs no server: Prefect's
+ephemeral SQLite database, MLflow's SQLite store and artifacts, the work files of each
+run and the published datasets.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HOME_VARIABLE = "FAIRDISTILL_HOME"
+DEFAULT_HOME = ".fairdistill"
+
+# Offline and quiet by default: audited runs must not phone home. A user's own
+# setting wins (setdefault).
+_QUIET_ENVIRONMENT = {
+    "DO_NOT_TRACK": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "60",
+    "PREFECT_LOGGING_LOG_PRINTS": "true",
+    "GIT_PYTHON_REFRESH": "quiet",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    tracking_uri: str
+    prefect_home: Path
+
+    @property
+    def work_root(self) -> Path:
+        return self.home / "work"
+
+    @property
+    def default_output(self) -> Path:
+        return self.home / "published"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.home / "mlartifacts"
+
+
+def load_settings() -> Settings:
+    home = Path(os.environ.get(HOME_VARIABLE, DEFAULT_HOME)).expanduser().resolve()
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
+    prefect_home = Path(os.environ.get("PREFECT_HOME", str(home / "prefect")))
+    return Settings(home=home, tracking_uri=tracking_uri, prefect_home=prefect_home)
+
+
+def prepare_environment(settings: Settings) -> None:
+    """Set the variables Prefect and MLflow read at import time; call before importing them."""
+    for name, value in _QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
+    settings.home.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""fairdistill tasks."""

@@ -1,0 +1,108 @@
+"""References between stages: a URI plus the sha256 of what it points to.
+
+Stages never hand each other frames or modules. A reference keeps Prefect's inputs
+small and hashable, lets a stage run on another machine that reads the same storage
+(any fsspec URI), and makes every intermediate auditable: a reader checks the digest
+before trusting the bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+from fairdistill.models.errors import CheckpointError
+
+
+class Ref(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    uri: str
+    sha256: str
+
+    @property
+    def path(self) -> Path:
+        """Local path of a file reference (plain path or file:// URI)."""
+        return Path(self.uri.removeprefix("file://"))
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+def write_bytes(uri: str, data: bytes) -> Ref:
+    """Write atomically where the filesystem allows it (local: temp file, then rename)."""
+    if _is_local(uri):
+        path = Path(uri.removeprefix("file://"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    else:
+        # Object stores publish a whole object on close, which is atomic already.
+        with fsspec.open(uri, "wb") as stream:
+            stream.write(data)
+    return Ref(uri=uri, sha256=sha256_bytes(data))
+
+
+def read_bytes(ref: Ref) -> bytes:
+    with fsspec.open(ref.uri, "rb") as stream:
+        data = stream.read()
+    actual = sha256_bytes(data)
+    if actual != ref.sha256:
+        raise CheckpointError(
+            f"Stored file changed since it was written (sha256 {actual[:12]}… expected "
+            f"{ref.sha256[:12]}…)",
+            file=ref.uri,
+            rule="reference-digest",
+            hint="rerun the stage that wrote it; never edit run files by hand",
+        )
+    return data
+
+
+def parquet_bytes(frame: pl.DataFrame) -> bytes:
+    # Fixed writer settings so the same frame always gives the same bytes.
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd", compression_level=3, statistics=True)
+    return buffer.getvalue()
+
+
+def write_parquet(uri: str, frame: pl.DataFrame) -> Ref:
+    return write_bytes(uri, parquet_bytes(frame))
+
+
+def read_parquet(ref: Ref) -> pl.DataFrame:
+    return pl.read_parquet(io.BytesIO(read_bytes(ref)))
+
+
+def write_json(uri: str, payload: Any) -> Ref:
+    text = json.dumps(payload, indent=2, sort_keys=True, default=str)
+    return write_bytes(uri, text.encode("utf-8"))
+
+
+def read_json(ref: Ref) -> Any:
+    return json.loads(read_bytes(ref))
+
+
+def write_text(uri: str, text: str) -> Ref:
+    return write_bytes(uri, text.encode("utf-8"))

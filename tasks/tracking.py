@@ -1,0 +1,95 @@
+"""MLflow wiring shared by the stages: one parent run per flow run, one child per stage."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import RunStatus
+from pydantic import BaseModel, ConfigDict
+
+# Requirements recorded with logged models; passing them explicitly spares MLflow a slow
+# environment inference on every log_model call.
+MODEL_REQUIREMENTS = ["torch==2.13.0", "numpy", "safetensors"]
+
+
+class StageContext(BaseModel):
+    """What every stage needs to know about the run it belongs to."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    work_uri: str
+    flow_run_id: str | None = None
+
+    def work_file(self, name: str) -> str:
+        return f"{self.work_uri.rstrip('/')}/{name}"
+
+
+def ensure_experiment(tracking_uri: str, name: str, artifact_root: Path) -> str:
+    mlflow.set_tracking_uri(tracking_uri)
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    # Keep artifacts beside the SQLite store rather than in whatever folder the user ran from.
+    artifact_location = (artifact_root / name).resolve().as_uri()
+    return mlflow.create_experiment(name, artifact_location=artifact_location)
+
+
+def flatten(prefix: str, values: Any) -> dict[str, Any]:
+    """Flatten nested config mappings into dotted MLflow parameter names."""
+    if isinstance(values, BaseModel):
+        values = values.model_dump(mode="json")
+    if not isinstance(values, dict):
+        return {prefix: values}
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        flat.update(flatten(name, value))
+    return flat
+
+
+def log_params(values: dict[str, Any]) -> None:
+    # MLflow caps a param value at 6000 characters; config values are far below that.
+    mlflow.log_params({key: str(value) for key, value in values.items()})
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    finite = {key: float(value) for key, value in metrics.items() if value == value}
+    if finite:
+        mlflow.log_metrics(finite, step=step)
+
+
+@contextmanager
+def stage_run(context: StageContext, stage: str) -> Iterator[mlflow.ActiveRun]:
+    """A child run of the flow's parent run; marked FAILED, with the reason, on error."""
+    mlflow.set_tracking_uri(context.tracking_uri)
+    tags = {"fairdistill.stage": stage}
+    if context.flow_run_id:
+        tags["prefect.flow_run_id"] = context.flow_run_id
+    run = mlflow.start_run(
+        run_name=stage,
+        experiment_id=context.experiment_id,
+        parent_run_id=context.parent_run_id,
+        nested=True,
+        tags=tags,
+    )
+    try:
+        yield run
+    except BaseException as error:
+        record_failure(run.info.run_id, error)
+        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        raise
+    else:
+        mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
+
+
+def record_failure(run_id: str, error: BaseException) -> None:
+    """Keep the reason on the run, so the MLflow UI says why it FAILED."""
+    reason = f"{type(error).__name__}: {error}"[:5000]
+    mlflow.MlflowClient().set_tag(run_id, "fairdistill.failure", reason)

@@ -1,0 +1,47 @@
+"""Session-wide test setup: an isolated fairdistill home, quiet and offline services."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Set before any test module imports Prefect or MLflow: both read these at import time.
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="fairdistill-tests-"))
+os.environ["FAIRDISTILL_HOME"] = str(_SESSION_HOME)
+os.environ["PREFECT_HOME"] = str(_SESSION_HOME / "prefect")
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+for _name, _value in {
+    "DO_NOT_TRACK": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "GIT_PYTHON_REFRESH": "quiet",
+}.items():
+    os.environ[_name] = _value
+
+import polars as pl  # noqa: E402
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def fairdistill_home() -> Path:
+    return _SESSION_HOME
+
+
+@pytest.fixture(scope="session")
+def adult_frame() -> pl.DataFrame:
+    from fairdistill.data import bundled_dataset
+
+    return pl.read_parquet(bundled_dataset("adult").data_path)
+
+
+@pytest.fixture(scope="session")
+def adult_sample(adult_frame: pl.DataFrame) -> pl.DataFrame:
+    """3,000 Adult rows: enough for every stage and metric, small enough for seconds."""
+    return adult_frame.sample(n=3000, seed=7)
