@@ -36,7 +36,9 @@ DataOption = Annotated[
 ]
 SpecOption = Annotated[
     Path | None,
-    typer.Option("--spec", help="The dataset spec (YAML) for --data: target, sensitive attributes."),
+    typer.Option(
+        "--spec", help="The dataset spec (YAML) for --data: target, sensitive attributes."
+    ),
 ]
 DebugOption = Annotated[
     bool, typer.Option("--debug", help="Show the full traceback when something fails.")
@@ -119,11 +121,20 @@ def run(
     if quiet or as_json:
         os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
     overrides = {
-        "dataset": dataset, "data": str(data) if data else None,
-        "spec": str(spec) if spec else None, "output": str(output) if output else None,
-        "run_name": run_name, "overwrite": overwrite, "seed": seed, "device": device,
-        "generate.rows": rows, "generate.mode": mode, "generate.sensitive_mix": mix,
-        "teacher.beta": beta, "teacher.criterion": criterion, "teacher.epochs": epochs,
+        "dataset": dataset,
+        "data": str(data) if data else None,
+        "spec": str(spec) if spec else None,
+        "output": str(output) if output else None,
+        "run_name": run_name,
+        "overwrite": overwrite,
+        "seed": seed,
+        "device": device,
+        "generate.rows": rows,
+        "generate.mode": mode,
+        "generate.sensitive_mix": mix,
+        "teacher.beta": beta,
+        "teacher.criterion": criterion,
+        "teacher.epochs": epochs,
         "student.epochs": student_epochs,
     }
     try:
@@ -131,7 +142,7 @@ def run(
         from fairdistill.flows.regenerate import regenerate_fair_dataset
 
         summary = regenerate_fair_dataset(config)
-    except Exception as error:  # noqa: BLE001 - every failure becomes one clear line
+    except Exception as error:
         fail(error, debug=debug)
         return
     if as_json:
@@ -178,7 +189,8 @@ def validate(
         if data is not None:
             if spec is None:
                 raise FairdistillError(
-                    "--data needs --spec", rule="data-needs-spec",
+                    "--data needs --spec",
+                    rule="data-needs-spec",
                     hint="write one with 'fairdistill inspect DATA' and edit it",
                 )
             data_path, spec_path = data, spec
@@ -190,7 +202,7 @@ def validate(
         report = validate_frame(frame, completed, source=str(data_path))
         typer.echo(report_to_markdown(report))
         raise_for_failures(report, str(data_path))
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         fail(error, debug=debug)
         return
     typer.echo(f"{data_path}: {frame.height:,} rows passed validation.")

@@ -37,6 +37,7 @@ class RunSummary(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     run_name: str
+    flow_run_id: str | None
     mlflow_run_id: str
     tracking_uri: str
     published: PublishedDataset
@@ -50,7 +51,7 @@ def make_run_name(config: RunConfig, run_id: str) -> str:
 
 @flow(name="regenerate_fair_dataset", log_prints=True, validate_parameters=True)
 def regenerate_fair_dataset(config: RunConfig) -> RunSummary:
-    """Validate, prepare, train the fair teacher, distill the student, generate, evaluate, publish."""
+    """Validate, prepare, train the teacher, distill the student, generate, evaluate, publish."""
     logger = get_run_logger()
     settings = load_settings()
     output_root = config.output or str(settings.default_output)
@@ -84,14 +85,23 @@ def regenerate_fair_dataset(config: RunConfig) -> RunSummary:
             synthetic = generate(config, context, prepared, teacher, student)
             evaluation = evaluate(config, context, prepared, synthetic)
             published = publish(
-                config, context, output_root, run_name,
-                validated, prepared, teacher, student, synthetic, evaluation,
+                config,
+                context,
+                output_root,
+                run_name,
+                validated,
+                prepared,
+                teacher,
+                student,
+                synthetic,
+                evaluation,
             )
         except BaseException as error:
             record_failure(run_id, error)
             raise
     return RunSummary(
         run_name=run_name,
+        flow_run_id=str(flow_run_id) if flow_run_id else None,
         mlflow_run_id=run_id,
         tracking_uri=settings.tracking_uri,
         published=published,

@@ -40,5 +40,7 @@ class EncodedTable:
 
 def one_hot_sensitive(sensitive: np.ndarray, levels: list[int]) -> np.ndarray:
     """One-hot each sensitive attribute and put them side by side (float32)."""
-    parts = [np.eye(count, dtype=np.float32)[sensitive[:, index]] for index, count in enumerate(levels)]
+    parts = [
+        np.eye(count, dtype=np.float32)[sensitive[:, index]] for index, count in enumerate(levels)
+    ]
     return np.concatenate(parts, axis=1)

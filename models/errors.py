@@ -71,7 +71,7 @@ class OutputError(FairdistillError):
     """The output location cannot be written safely."""
 
 
-class GateFailure(FairdistillError):
+class QualityGateError(FairdistillError):
     """The synthetic dataset missed a quality gate; nothing was published."""
 
     exit_code = 3

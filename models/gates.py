@@ -94,7 +94,7 @@ def evaluate_gates(
             metric = f"tstr.gradient_boosting.{column}.{name}"
             decisions.append(_decide(gate, metric, ">=", threshold, metrics.get(metric, math.nan)))
     if gates.min_utility_ratio is not None:
-        metric = "tstr.gradient_boosting.auroc_ratio"
+        metric = "tstr.gradient_boosting.auroc_ratio_to_trtr"
         decisions.append(
             _decide(
                 "min_utility_ratio",

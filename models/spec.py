@@ -7,6 +7,7 @@ nullability) is optional and filled in by :func:`complete_spec`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +24,20 @@ ColumnRole = Literal["feature", "ignore"]
 # never one-hot encoded (30,000 one-hot columns would exhaust memory and leak rows).
 DEFAULT_MAX_CATEGORIES = 100
 
+# A column named like an identifier counts as one when (nearly) every value is distinct;
+# "nearly" only on enough rows that a few repeats cannot be chance in a real key.
+NEAR_UNIQUE_MIN_ROWS = 1000
+NEAR_UNIQUE_SHARE = 0.95
+# Below this many rows a sorted run of distinct values may well be a real feature.
+MONOTONIC_MIN_ROWS = 100
+IDENTIFIER_NAMES = frozenset(
+    {"", "id", "uuid", "guid", "key", "pk", "index", "idx", "rowid", "ssn", "name", "email"}
+)
+IDENTIFIER_LAST_WORDS = frozenset(
+    {"id", "ids", "uuid", "guid", "key", "number", "no", "nr", "code", "name", "email", "phone"}
+)
+TODO_PLACEHOLDER = "TODO"
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -37,6 +52,11 @@ class ColumnSpec(_Strict):
     min: float | None = None
     max: float | None = None
     categories: tuple[str, ...] | None = None
+    reason: str | None = Field(
+        default=None,
+        description="Why the column was given its role when that was inferred, e.g. why it "
+        "is ignored; for the user to check.",
+    )
 
 
 class TargetSpec(_Strict):
@@ -133,6 +153,16 @@ def parse_spec(raw: object, *, source: str = "<spec>") -> DatasetSpec:
             rule="spec-shape",
             hint="see data/adult/spec.yaml for an example",
         )
+    placeholders = todo_placeholders(raw)
+    if placeholders:
+        raise SpecError(
+            f"The dataset spec still holds {TODO_PLACEHOLDER} placeholders at "
+            f"{', '.join(placeholders)}",
+            file=source,
+            rule="spec-todo",
+            hint="replace each TODO by a value from the data: the drafted spec could not "
+            "tell them from the data alone",
+        )
     try:
         return DatasetSpec.model_validate(raw)
     except ValidationError as error:
@@ -151,6 +181,23 @@ def parse_spec(raw: object, *, source: str = "<spec>") -> DatasetSpec:
             hint="the target (column, positive) and at least one sensitive attribute "
             "(column, privileged) cannot be inferred and must be given",
         ) from error
+
+
+def todo_placeholders(raw: object, where: str = "") -> list[str]:
+    """Where a raw spec still holds the TODO placeholder of a drafted spec, as dotted paths
+    (``target.column``, ``sensitive.0.privileged.0``)."""
+    if isinstance(raw, str):
+        return [where or "spec"] if raw.strip() == TODO_PLACEHOLDER else []
+    if isinstance(raw, dict):
+        items = [(str(key), value) for key, value in raw.items()]
+    elif isinstance(raw, list | tuple):
+        items = [(str(index), value) for index, value in enumerate(raw)]
+    else:
+        return []
+    found: list[str] = []
+    for key, value in items:
+        found += todo_placeholders(value, f"{where}.{key}" if where else key)
+    return found
 
 
 def _infer_column(series: pl.Series, given: ColumnSpec) -> ColumnSpec:
@@ -185,8 +232,10 @@ def _infer_column(series: pl.Series, given: ColumnSpec) -> ColumnSpec:
 def complete_spec(spec: DatasetSpec, frame: pl.DataFrame, *, source: str = "<data>") -> DatasetSpec:
     """Fill in what the spec leaves out from the data, and check what it names exists.
 
-    Columns the spec does not list become features with inferred types; string columns
-    with more distinct values than ``max_categories`` become ``ignore`` (identifiers).
+    Columns the spec does not list become features with inferred types, except identifiers
+    and text with more distinct values than ``max_categories``: those become ``ignore``,
+    with the reason recorded in ``ColumnSpec.reason``. Columns the spec lists keep the role
+    it gives them.
     """
     present = set(frame.columns)
     named = [spec.target.column, *spec.sensitive_columns, *spec.columns]
@@ -200,18 +249,83 @@ def complete_spec(spec: DatasetSpec, frame: pl.DataFrame, *, source: str = "<dat
                 rule="spec-columns-exist",
                 hint="fix the column name in the spec or the data header",
             )
-    reserved = {spec.target.column, *spec.sensitive_columns}
+    columns = infer_columns(
+        frame,
+        spec.columns,
+        skip={spec.target.column, *spec.sensitive_columns},
+        max_categories=spec.max_categories,
+    )
+    return spec.model_copy(update={"columns": columns})
+
+
+def infer_columns(
+    frame: pl.DataFrame,
+    given: dict[str, ColumnSpec],
+    *,
+    skip: set[str] | frozenset[str] = frozenset(),
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+) -> dict[str, ColumnSpec]:
+    """Every column of ``frame`` but ``skip``, in frame order, completed from the data.
+
+    Columns in ``given`` keep what it says; the others may become ``ignore`` (see
+    :func:`ignore_reason`).
+    """
     columns: dict[str, ColumnSpec] = {}
     for name in frame.columns:
-        if name in reserved:
+        if name in skip:
             continue
-        given = spec.columns.get(name, ColumnSpec())
-        if given.role == "feature" and given.type is None and name not in spec.columns:
-            series = frame.get_column(name)
-            if not series.dtype.is_numeric() and series.n_unique() > spec.max_categories:
-                given = given.model_copy(update={"role": "ignore"})
-        columns[name] = _infer_column(frame.get_column(name), given)
-    return spec.model_copy(update={"columns": columns})
+        series = frame.get_column(name)
+        column = given.get(name)
+        if column is None:
+            reason = ignore_reason(series, max_categories=max_categories)
+            column = ColumnSpec(role="ignore", reason=reason) if reason else ColumnSpec()
+        columns[name] = _infer_column(series, column)
+    return columns
+
+
+def ignore_reason(series: pl.Series, *, max_categories: int = DEFAULT_MAX_CATEGORIES) -> str | None:
+    """Why a column the spec does not list should not be modelled, or None if it should.
+
+    Identifiers (integer or text keys) and free text would be memorised or one-hot encoded
+    into thousands of columns; neither says anything a generator should learn.
+    """
+    dtype = series.dtype
+    if dtype.is_float() or dtype == pl.Boolean:
+        return None
+    rows, distinct = series.len(), series.drop_nulls().n_unique()
+    counts = f"{distinct:,} distinct values in {rows:,} rows"
+    if dtype.is_integer() or dtype in (pl.String, pl.Categorical):
+        all_distinct = rows > 0 and distinct == rows
+        nearly_distinct = rows >= NEAR_UNIQUE_MIN_ROWS and distinct >= NEAR_UNIQUE_SHARE * rows
+        if (all_distinct or nearly_distinct) and looks_like_identifier_name(series.name):
+            return f"identifier: {counts}, named like an id"
+        if all_distinct and rows >= MONOTONIC_MIN_ROWS and _monotonic(series):
+            return f"identifier: {counts}, in increasing or decreasing order"
+    if not dtype.is_numeric() and distinct > max_categories:
+        return (
+            f"too many categories: {counts} (max_categories: {max_categories}); free text, "
+            "dates or an identifier"
+        )
+    return None
+
+
+def looks_like_identifier_name(name: str) -> bool:
+    """``id``, ``customer_id``, ``CustomerID``, ``case_number``, ``uuid``, ``Unnamed: 0``…"""
+    words = column_name_words(name)
+    if "_".join(words) in IDENTIFIER_NAMES or not words:
+        return True
+    return words[-1] in IDENTIFIER_LAST_WORDS or words[0] in {"id", "unnamed"}
+
+
+def column_name_words(name: str) -> list[str]:
+    """The lower-case words of a column name: ``CustomerID`` and ``customer-id`` alike give
+    ``["customer", "id"]``."""
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    return [word for word in re.split(r"[^a-z0-9]+", snake) if word]
+
+
+def _monotonic(series: pl.Series) -> bool:
+    return series.is_sorted() or series.is_sorted(descending=True)
 
 
 def spec_to_yaml(spec: DatasetSpec) -> str:

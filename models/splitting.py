@@ -26,6 +26,6 @@ def stratified_split(
     for value in np.unique(codes):
         members = np.flatnonzero(codes == value)
         rng.shuffle(members)
-        test_count = int(round(len(members) * test_fraction))
+        test_count = round(len(members) * test_fraction)
         test_mask[members[:test_count]] = True
     return frame.filter(pl.Series(~test_mask)), frame.filter(pl.Series(test_mask))

@@ -18,17 +18,19 @@ from typing import Any
 
 import mlflow
 from prefect import task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from pydantic import BaseModel, ConfigDict
 
 from fairdistill.flows.config import RunConfig
-from fairdistill.models.errors import GateFailure, OutputError
+from fairdistill.models.errors import OutputError, QualityGateError
 from fairdistill.models.gates import GateDecision, evaluate_gates
 from fairdistill.tasks.evaluate import EvaluationOutcome
 from fairdistill.tasks.generate import SyntheticData
 from fairdistill.tasks.prepare import PreparedData, read_spec
 from fairdistill.tasks.provenance import code_version, package_versions
+from fairdistill.tasks.report import render_gate_markdown
 from fairdistill.tasks.storage import read_bytes, sha256_bytes
 from fairdistill.tasks.tracking import StageContext, log_metrics, stage_run
 from fairdistill.tasks.train_teacher import TrainedModel
@@ -85,7 +87,9 @@ def _json_text(payload: Any) -> str:
     return json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
 
 
-def write_run_folder(root: Path, run_name: str, files: dict[str, bytes], *, overwrite: bool) -> Path:
+def write_run_folder(
+    root: Path, run_name: str, files: dict[str, bytes], *, overwrite: bool
+) -> Path:
     staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{run_name}.partial-"))
     try:
         for name, content in files.items():
@@ -173,24 +177,36 @@ def publish(
         failed = [decision for decision in decisions if not decision.passed]
         for decision in decisions:
             logger.info(decision.describe())
+        report = (
+            f"# fairdistill run {run_name}\n\n{render_gate_markdown(decisions)}\n"
+            + read_bytes(evaluation.report).decode("utf-8")
+        ).encode("utf-8")
+        mlflow.log_text(report.decode("utf-8"), REPORT_FILE)
+        create_markdown_artifact(report.decode("utf-8"), key="run-report", description=run_name)
         if failed:
-            raise GateFailure(
+            raise QualityGateError(
                 "Not published: " + "; ".join(decision.describe() for decision in failed),
                 rule="quality-gates",
                 hint="inspect the report, then adjust the fairness weight, the training "
                 "length or the gate thresholds in the config",
             )
         data = read_bytes(synthetic.table)
-        report = read_bytes(evaluation.report)
         output = {"file": DATA_FILE, "sha256": sha256_bytes(data), "rows": synthetic.rows}
         manifest = build_manifest(
-            config, context, validated, prepared,
-            {"teacher": teacher, "student": student}, evaluation, decisions, output,
+            config,
+            context,
+            validated,
+            prepared,
+            {"teacher": teacher, "student": student},
+            evaluation,
+            decisions,
+            output,
         )
         manifest_text = _json_text(manifest).encode("utf-8")
         root = Path(output_root).resolve()
         folder = write_run_folder(
-            root, run_name,
+            root,
+            run_name,
             {DATA_FILE: data, REPORT_FILE: report, MANIFEST_FILE: manifest_text},
             overwrite=config.overwrite,
         )

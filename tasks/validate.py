@@ -79,7 +79,9 @@ def validate(config: RunConfig, context: StageContext) -> ValidatedInput:
         mlflow.log_dict(report.suite, "validation/gx_suite.json")
         mlflow.log_text(markdown, "validation/report.md")
         create_markdown_artifact(markdown, key="validation-report", description="Input validation")
-        log_metrics({"rows": frame.height, "columns": frame.width, "failures": len(report.failures)})
+        log_metrics(
+            {"rows": frame.height, "columns": frame.width, "failures": len(report.failures)}
+        )
         raise_for_failures(report, str(data_path))
         logger.info("validated %s: %d rows, %d columns", data_path.name, frame.height, frame.width)
         table = write_parquet(context.work_file("input.parquet"), frame)

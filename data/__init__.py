@@ -1,0 +1,40 @@
+"""Real datasets shipped with fairdistill, each with its spec and provenance.
+
+Each bundled dataset is a folder holding ``<name>.parquet``, ``spec.yaml`` and ``README.md``
+(source, licence, cleaning, sha256); ``data/build_datasets.py`` rebuilds them from the raw
+UCI files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fairdistill.models.errors import ConfigError
+
+BUNDLED_DATASETS: tuple[str, ...] = ("adult", "german")
+
+_DATA_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class BundledDataset:
+    name: str
+    data_path: Path
+    spec_path: Path
+
+
+def bundled_dataset(name: str) -> BundledDataset:
+    """The files of one bundled dataset, by name (``adult``, ``german``)."""
+    if name not in BUNDLED_DATASETS:
+        raise ConfigError(
+            f"There is no bundled dataset named '{name}' "
+            f"(available: {', '.join(BUNDLED_DATASETS)})",
+            rule="bundled-dataset-exists",
+            hint=f"use one of {', '.join(BUNDLED_DATASETS)}, or pass the path of your own "
+            "parquet or CSV file with its spec",
+        )
+    folder = _DATA_DIR / name
+    return BundledDataset(
+        name=name, data_path=folder / f"{name}.parquet", spec_path=folder / "spec.yaml"
+    )

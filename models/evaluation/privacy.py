@@ -1,0 +1,79 @@
+"""Whether synthetic rows reproduce real training rows.
+
+Distance to closest record (DCR) compares how close synthetic rows come to the training rows
+with how close real rows the generator never saw (the holdout) come to them. A generator that
+memorises sits closer than the holdout: a ratio below 1 is a warning, about 1 is what fresh
+samples of the same population give.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from fairdistill.models.evaluation.embedding import nearest_neighbours, subsample_rows
+
+DEFAULT_MAX_ROWS = 5000
+_LOW_QUANTILE = 0.05
+
+
+def distance_to_closest_record(
+    train_emb: np.ndarray,
+    synth_emb: np.ndarray,
+    holdout_emb: np.ndarray,
+    seed: int,
+    max_rows: int = DEFAULT_MAX_ROWS,
+) -> dict[str, float]:
+    """Median and 5th percentile of synthetic→train and holdout→train nearest distances.
+
+    All embeddings come from one fitted :class:`Embedding`. The training rows are searched in
+    full, as a subsample would hide the very copies this looks for; the synthetic and holdout
+    rows asked about are at most ``max_rows`` each, drawn with ``default_rng(seed)``.
+    Ratios are synthetic over holdout (NaN when the holdout statistic is 0);
+    ``synthetic_share_below_holdout_p5`` is the share of synthetic rows closer to the training
+    data than the holdout's 5th percentile (about 0.05 for a generator that does not copy).
+    """
+    if not (train_emb.shape[0] and synth_emb.shape[0] and holdout_emb.shape[0]):
+        raise ValueError("distance to closest record needs training, synthetic and holdout rows")
+    rng = np.random.default_rng(seed)
+    synthetic = _closest(train_emb, subsample_rows(synth_emb, max_rows, rng))
+    holdout = _closest(train_emb, subsample_rows(holdout_emb, max_rows, rng))
+    summary = {
+        "synthetic_median": float(np.median(synthetic)),
+        "synthetic_p5": float(np.quantile(synthetic, _LOW_QUANTILE)),
+        "holdout_median": float(np.median(holdout)),
+        "holdout_p5": float(np.quantile(holdout, _LOW_QUANTILE)),
+    }
+    summary["median_ratio"] = _ratio(summary["synthetic_median"], summary["holdout_median"])
+    summary["p5_ratio"] = _ratio(summary["synthetic_p5"], summary["holdout_p5"])
+    summary["synthetic_share_below_holdout_p5"] = float((synthetic < summary["holdout_p5"]).mean())
+    return summary
+
+
+def exact_copy_rate(train: pl.DataFrame, other: pl.DataFrame) -> float:
+    """Share of ``other``'s rows equal to some ``train`` row on every shared column.
+
+    Missing values equal missing values. Columns whose types differ between the frames are
+    compared as text. NaN when ``other`` is empty.
+    """
+    shared = [name for name in other.columns if name in train.columns]
+    if not shared:
+        raise ValueError("the frames share no column to compare rows on")
+    if other.height == 0:
+        return float("nan")
+    train_keys, other_keys = train.select(shared), other.select(shared)
+    mismatched = [name for name in shared if train_keys.schema[name] != other_keys.schema[name]]
+    if mismatched:
+        as_text = [pl.col(name).cast(pl.String) for name in mismatched]
+        train_keys, other_keys = train_keys.with_columns(as_text), other_keys.with_columns(as_text)
+    copies = other_keys.join(train_keys.unique(), on=shared, how="semi", nulls_equal=True)
+    return copies.height / other.height
+
+
+def _closest(reference: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    distances, _ = nearest_neighbours(reference, queries, 1)
+    return distances[:, 0]
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator > 0 else float("nan")

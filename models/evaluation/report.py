@@ -1,0 +1,247 @@
+"""All evaluation metrics of one synthetic frame against the held-out real data.
+
+``evaluate_synthetic`` returns flat metrics with MLflow-valid names and nested tables for the
+report. Metric names (``<attr>`` is a sensitive column, or ``intersection`` when there are
+several; ``<family>`` a classifier family; ``<col>`` a column):
+
+- ``real.positive_rate``, ``synthetic.positive_rate``, ``synthetic.rows``,
+  ``synthetic.missing_target_share`` (those rows are left out of everything else);
+- ``label_parity.<attr>`` (min/max positive-label rate between groups in the synthetic data),
+  ``label_parity.<attr>.difference``, and the same under ``real.`` for the real training data;
+- ``trtr|tstr|tsts.<family>.{auroc,f1,accuracy,positive_prediction_rate,trained}`` and
+  ``trtr|tstr|tsts.<family>.<attr>.{demographic_parity_ratio,...,equalized_odds_difference}``;
+  ``tstr.<family>.auroc_ratio_to_trtr``;
+- ``fidelity.{alpha_precision,beta_recall,authenticity,density,coverage,mean_tvd,
+  mean_wasserstein,mean_ks,correlation_difference}``, ``fidelity.tvd.<col>``,
+  ``fidelity.wasserstein.<col>``, ``fidelity.ks.<col>``;
+- ``privacy.dcr.<statistic>``, ``privacy.exact_copy_rate`` (synthetic rows that copy a training
+  row) and ``privacy.holdout_exact_copy_rate`` (the same for the real test rows: the baseline).
+
+Sampling: the sample-level fidelity metrics use at most ``max_rows`` real training and synthetic
+rows, and DCR at most ``max_rows`` synthetic and test rows against the full training data (see
+``fidelity.py`` and ``privacy.py``); classifiers, marginals, associations and exact copies use
+every row. On Adult-sized inputs (36k train, 9k test, 36k synthetic) this takes about
+10-15 s on two CPU cores, most of it training the six classifiers.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from fairdistill.models.evaluation.embedding import fit_embedding
+from fairdistill.models.evaluation.fairness import (
+    FAIRNESS_SUMMARY,
+    grouping_names,
+    label_parity,
+    positive_labels,
+)
+from fairdistill.models.evaluation.fidelity import (
+    DEFAULT_MAX_ROWS,
+    NEIGHBOURS,
+    alpha_precision_beta_recall_authenticity,
+    correlation_difference,
+    density_coverage,
+    marginal_distances,
+)
+from fairdistill.models.evaluation.privacy import distance_to_closest_record, exact_copy_rate
+from fairdistill.models.evaluation.utility import (
+    FAMILIES,
+    UTILITY_METRICS,
+    Family,
+    tstr_trtr,
+)
+from fairdistill.models.spec import DatasetSpec
+
+# MLflow also allows "/" and ":", but a "/" could make a name resolve to another path.
+_INVALID_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_\-. ]")
+_PROTOCOLS = ("trtr", "tstr", "tsts")
+
+
+@dataclass
+class EvaluationResult:
+    """Flat metrics for tracking and gates; nested tables (plain lists and dicts) for reports."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    tables: dict[str, Any] = field(default_factory=dict)
+
+
+def metric_name(*parts: str) -> str:
+    """Join parts with dots, replacing characters MLflow refuses in a metric name with ``_``."""
+    return ".".join(_INVALID_NAME_CHARACTERS.sub("_", part) for part in parts)
+
+
+def evaluate_synthetic(
+    real_train: pl.DataFrame,
+    real_test: pl.DataFrame,
+    synthetic: pl.DataFrame,
+    spec: DatasetSpec,
+    *,
+    seed: int,
+    families: Sequence[Family] = FAMILIES,
+    max_rows: int = DEFAULT_MAX_ROWS,
+) -> EvaluationResult:
+    """Fairness, utility, fidelity and privacy of ``synthetic`` (see the module notes)."""
+    _check_columns(real_train, real_test, synthetic, spec)
+    result = EvaluationResult()
+    timings: dict[str, float] = {}
+    synthetic, missing_target = _with_target(synthetic, spec)
+    if synthetic.height <= NEIGHBOURS:
+        raise ValueError(
+            f"the synthetic data has {synthetic.height} rows with a label; "
+            f"evaluation needs more than {NEIGHBOURS}"
+        )
+    _record_data(result, real_train, synthetic, missing_target, spec)
+    with _timed(timings, "utility"):
+        _record_utility(result, tstr_trtr(real_train, real_test, synthetic, spec, seed, families))
+    with _timed(timings, "embedding"):
+        embedding = fit_embedding(real_train, spec, include_target=True)
+        train_emb, synth_emb = embedding.transform(real_train), embedding.transform(synthetic)
+        test_emb = embedding.transform(real_test)
+    with _timed(timings, "fidelity"):
+        _record_fidelity(result, real_train, synthetic, train_emb, synth_emb, spec, seed, max_rows)
+    with _timed(timings, "privacy"):
+        _record_copies(result, real_train, real_test, synthetic)
+        _record_distances(result, train_emb, synth_emb, test_emb, seed, max_rows)
+    result.tables["timings_s"] = timings
+    result.tables["sampling"] = {"max_rows": max_rows, "seed": seed}
+    return result
+
+
+def _check_columns(
+    real_train: pl.DataFrame, real_test: pl.DataFrame, synthetic: pl.DataFrame, spec: DatasetSpec
+) -> None:
+    needed = [spec.target.column, *spec.sensitive_columns, *spec.feature_columns]
+    for label, frame in (
+        ("real training", real_train),
+        ("real test", real_test),
+        ("synthetic", synthetic),
+    ):
+        missing = [name for name in needed if name not in frame.columns]
+        if missing:
+            raise ValueError(f"the {label} data lacks the columns {', '.join(missing)}")
+        if frame.height == 0:
+            raise ValueError(f"the {label} data has no rows")
+
+
+def _with_target(frame: pl.DataFrame, spec: DatasetSpec) -> tuple[pl.DataFrame, int]:
+    missing = frame.get_column(spec.target.column).null_count()
+    return (frame.drop_nulls(spec.target.column) if missing else frame), missing
+
+
+def _record_data(
+    result: EvaluationResult,
+    real_train: pl.DataFrame,
+    synthetic: pl.DataFrame,
+    missing_target: int,
+    spec: DatasetSpec,
+) -> None:
+    metrics = result.metrics
+    metrics["synthetic.rows"] = float(synthetic.height)
+    metrics["synthetic.missing_target_share"] = missing_target / (synthetic.height + missing_target)
+    metrics["real.positive_rate"] = _positive_rate(real_train, spec)
+    metrics["synthetic.positive_rate"] = _positive_rate(synthetic, spec)
+    parity: dict[str, dict[str, Any]] = {"real": {}, "synthetic": {}}
+    for source, frame, prefix in (("real", real_train, ("real",)), ("synthetic", synthetic, ())):
+        for name in grouping_names(spec):
+            table = label_parity(frame, spec, name)
+            parity[source][name] = table
+            metrics[metric_name(*prefix, "label_parity", name)] = table["ratio"]
+            metrics[metric_name(*prefix, "label_parity", name, "difference")] = table["difference"]
+    result.tables["label_parity"] = parity
+
+
+def _record_utility(result: EvaluationResult, utility: dict[str, dict[str, Any]]) -> None:
+    for family, protocols in utility.items():
+        for protocol in _PROTOCOLS:
+            outcome = protocols[protocol]
+            prefix = (protocol, family)
+            result.metrics[metric_name(*prefix, "trained")] = float(outcome["trained"])
+            for metric in UTILITY_METRICS:
+                result.metrics[metric_name(*prefix, metric)] = outcome["utility"][metric]
+            for grouping, fairness in outcome["fairness"].items():
+                for metric in FAIRNESS_SUMMARY:
+                    result.metrics[metric_name(*prefix, grouping, metric)] = fairness[metric]
+        result.metrics[metric_name("tstr", family, "auroc_ratio_to_trtr")] = protocols[
+            "auroc_ratio_to_trtr"
+        ]
+    result.tables["utility"] = utility
+
+
+def _record_fidelity(
+    result: EvaluationResult,
+    real_train: pl.DataFrame,
+    synthetic: pl.DataFrame,
+    real_emb: np.ndarray,
+    synth_emb: np.ndarray,
+    spec: DatasetSpec,
+    seed: int,
+    max_rows: int,
+) -> None:
+    faithful = alpha_precision_beta_recall_authenticity(real_emb, synth_emb, seed, max_rows)
+    density = density_coverage(real_emb, synth_emb, seed=seed, max_rows=max_rows)
+    marginals = marginal_distances(real_train, synthetic, spec)
+    association = correlation_difference(real_train, synthetic, spec)
+    for name in ("alpha_precision", "beta_recall", "authenticity"):
+        result.metrics[metric_name("fidelity", name)] = faithful[name]
+    for name, value in density.items():
+        result.metrics[metric_name("fidelity", name)] = value
+    for name in ("mean_tvd", "mean_wasserstein", "mean_ks"):
+        result.metrics[metric_name("fidelity", name)] = marginals[name]
+    for distance in ("tvd", "wasserstein", "ks"):
+        for column, value in marginals[distance].items():
+            result.metrics[metric_name("fidelity", distance, column)] = value
+    result.metrics["fidelity.correlation_difference"] = association.mean_absolute_difference
+    result.tables["fidelity"] = {
+        "alpha_precision_beta_recall": faithful,
+        "density_coverage": density,
+        "marginals": marginals,
+        "association": association.as_table(),
+    }
+
+
+def _record_copies(
+    result: EvaluationResult,
+    real_train: pl.DataFrame,
+    real_test: pl.DataFrame,
+    synthetic: pl.DataFrame,
+) -> None:
+    copies = {
+        "exact_copy_rate": exact_copy_rate(real_train, synthetic),
+        "holdout_exact_copy_rate": exact_copy_rate(real_train, real_test),
+    }
+    for name, value in copies.items():
+        result.metrics[metric_name("privacy", name)] = value
+    result.tables.setdefault("privacy", {}).update(copies)
+
+
+def _record_distances(
+    result: EvaluationResult,
+    train_emb: np.ndarray,
+    synth_emb: np.ndarray,
+    test_emb: np.ndarray,
+    seed: int,
+    max_rows: int,
+) -> None:
+    dcr = distance_to_closest_record(train_emb, synth_emb, test_emb, seed, max_rows)
+    for name, value in dcr.items():
+        result.metrics[metric_name("privacy", "dcr", name)] = value
+    result.tables.setdefault("privacy", {})["dcr"] = dcr
+
+
+def _positive_rate(frame: pl.DataFrame, spec: DatasetSpec) -> float:
+    return float(positive_labels(frame, spec).mean())
+
+
+@contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[name] = timings.get(name, 0.0) + time.perf_counter() - start

@@ -1,0 +1,174 @@
+"""From latents to rows in encoded space: sensitive mixes, decoding, and transform mode.
+
+Everything random is drawn from generators seeded by the caller, in a fixed batch order, so
+the same inputs and seed give byte-identical rows on CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+
+from fairdistill.models.blocks import EncodedTable, one_hot_sensitive
+from fairdistill.models.errors import ConfigError
+from fairdistill.models.losses import FairnessCriterion
+from fairdistill.models.networks import LabelHead, LatentDecoder, LatentEncoder
+from fairdistill.models.teacher import encode_latents, label_head_input
+
+# 65,536 rows of a ~100-column table is ~30 MB per batch: 1M rows decode in bounded memory.
+GENERATION_BATCH_ROWS = 65_536
+
+GroupMix = Mapping[tuple[int, ...] | int, float]
+SensitiveMix = Literal["real", "balanced"] | GroupMix
+
+
+@torch.no_grad()
+def decode_latents(
+    decoder: LatentDecoder,
+    label_head: LabelHead,
+    z: np.ndarray,
+    sensitive: np.ndarray,
+    sensitive_levels: Sequence[int],
+    *,
+    seed: int,
+    criterion: FairnessCriterion,
+    noise: bool = True,
+    batch_size: int = GENERATION_BATCH_ROWS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Encoded feature rows (float32 (n, d)) and labels (int64 (n,)) decoded from ``z``.
+
+    Categorical blocks are drawn from their softmax (one-hot); continuous blocks are the
+    decoded mean plus Gaussian noise of the decoded variance (``noise=False`` gives the
+    mean and the most likely level instead, which narrows every marginal). Labels are
+    drawn from the label head's probability. The decoder's device is used; the draws
+    depend on ``batch_size``, so keep it fixed for reproducible output.
+    """
+    if len(z) != len(sensitive):
+        raise ValueError(f"{len(z)} latents but {len(sensitive)} sensitive rows")
+    device = next(decoder.parameters()).device  # type: ignore[attr-defined]
+    decoder.eval()  # type: ignore[attr-defined]
+    label_head.eval()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    s_one_hot = one_hot_sensitive(np.asarray(sensitive), list(sensitive_levels))
+    features, labels = [], []
+    for start in range(0, len(z), batch_size):
+        z_batch = torch.as_tensor(z[start : start + batch_size], dtype=torch.float32, device=device)
+        s_batch = torch.as_tensor(s_one_hot[start : start + batch_size], device=device)
+        output = decoder(z_batch, s_batch)
+        features.append(decoder.sample(output, generator, noise=noise).cpu().numpy())
+        probability = torch.sigmoid(label_head(label_head_input(z_batch, s_batch, criterion)))
+        uniform = torch.rand(probability.shape, generator=generator, device=device)
+        labels.append((uniform < probability).cpu().numpy())
+    if not features:
+        return np.zeros((0, decoder.output_dim), dtype=np.float32), np.zeros(0, np.int64)
+    return np.concatenate(features).astype(np.float32), np.concatenate(labels).astype(np.int64)
+
+
+def transform_rows(
+    encoder: LatentEncoder,
+    decoder: LatentDecoder,
+    label_head: LabelHead,
+    table: EncodedTable,
+    sensitive_levels: Sequence[int],
+    *,
+    seed: int,
+    criterion: FairnessCriterion,
+    noise: bool = True,
+    batch_size: int = GENERATION_BATCH_ROWS,
+) -> EncodedTable:
+    """One synthetic row per real row: encode it (posterior mean), decode it with its own s."""
+    latents = encode_latents(encoder, table, sensitive_levels, batch_size=batch_size)
+    features, label = decode_latents(
+        decoder,
+        label_head,
+        latents,
+        table.sensitive,
+        sensitive_levels,
+        seed=seed,
+        criterion=criterion,
+        noise=noise,
+        batch_size=batch_size,
+    )
+    return EncodedTable(features=features, sensitive=table.sensitive.copy(), label=label)
+
+
+def sample_sensitive(
+    n: int,
+    real_sensitive: np.ndarray,
+    *,
+    seed: int,
+    mix: SensitiveMix | None = None,
+) -> np.ndarray:
+    """``n`` rows of sensitive levels (int64 (n, k)).
+
+    ``None``/``"real"``: drawn from the real joint distribution of ``real_sensitive``.
+    ``"balanced"``: equal counts (within one) for every joint group seen in the real data.
+    A mapping from joint group (tuple of levels; a bare int for one attribute) to a weight:
+    exact counts in those proportions (largest remainder), groups unseen in the real data
+    allowed. Rows come shuffled.
+    """
+    real = np.asarray(real_sensitive, dtype=np.int64)
+    if n < 0:
+        raise ConfigError(f"cannot generate {n} rows", rule="rows")
+    if real.ndim != 2 or len(real) == 0:
+        raise ConfigError("the real sensitive attributes are empty", rule="sensitive")
+    rng = np.random.default_rng(seed)
+    if mix is None or mix == "real":
+        return real[rng.integers(0, len(real), size=n)]
+    if mix == "balanced":
+        groups = np.unique(real, axis=0)
+        counts = np.full(len(groups), n // len(groups))
+        counts[rng.choice(len(groups), n % len(groups), replace=False)] += 1
+    elif isinstance(mix, Mapping):
+        groups, weights = _explicit_groups(mix, real)
+        counts = _largest_remainder(n, weights)
+    else:
+        raise ConfigError(
+            f"unknown sensitive mix {mix!r}",
+            rule="sensitive_mix",
+            hint="use 'real', 'balanced' or a mapping from group to proportion",
+        )
+    rows = np.repeat(groups, counts, axis=0)
+    return rows[rng.permutation(len(rows))]
+
+
+def _explicit_groups(mix: GroupMix, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    groups, weights = [], []
+    top_levels = real.max(axis=0)
+    for key, weight in mix.items():
+        group = (key,) if isinstance(key, int | np.integer) else tuple(key)
+        if len(group) != real.shape[1]:
+            raise ConfigError(
+                f"sensitive group {group} names {len(group)} levels, expected {real.shape[1]}",
+                rule="sensitive_mix",
+            )
+        if any(level < 0 or level > top for level, top in zip(group, top_levels, strict=True)):
+            raise ConfigError(
+                f"sensitive group {group} has a level the data does not have",
+                rule="sensitive_mix",
+            )
+        if not np.isfinite(weight) or weight < 0:
+            raise ConfigError(
+                f"weight {weight} of group {group} is not a non-negative number",
+                rule="sensitive_mix",
+            )
+        groups.append(group)
+        weights.append(float(weight))
+    if not weights or sum(weights) <= 0:
+        raise ConfigError(
+            "the sensitive mix gives no group a positive weight", rule="sensitive_mix"
+        )
+    return np.asarray(groups, dtype=np.int64), np.asarray(weights) / sum(weights)
+
+
+def _largest_remainder(n: int, proportions: np.ndarray) -> np.ndarray:
+    """Integer counts summing to ``n`` closest to ``n * proportions`` (ties: first group)."""
+    exact = n * proportions
+    counts = np.floor(exact).astype(np.int64)
+    short = n - int(counts.sum())
+    order = np.argsort(-(exact - counts), kind="stable")
+    counts[order[:short]] += 1
+    return counts

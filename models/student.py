@@ -1,0 +1,141 @@
+"""The distilled student: a small encoder that reproduces the frozen teacher's latent space.
+
+Quality loss: mean squared error between the student's and the teacher's posterior mean and
+log-variance. It is preferred to the KL between the two Gaussians, whose 1/variance factor
+makes the mean error of sharply determined latent dimensions dominate and destabilise
+training. Utility loss: KL between what the shared, frozen decoder and label head predict
+from the teacher's and from the student's posterior means, so the student is judged by the
+rows and labels it leads to, not only by its latent coordinates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor
+
+from fairdistill.models.blocks import EncodedTable, FeatureBlock
+from fairdistill.models.errors import ConfigError
+from fairdistill.models.losses import bernoulli_kl
+from fairdistill.models.networks import MLPEncoder, parameter_count
+from fairdistill.models.teacher import FairVAE, label_head_input
+from fairdistill.models.training import (
+    CheckpointCallback,
+    EpochCallback,
+    LoopSettings,
+    TableTensors,
+    resolve_device,
+    run_training,
+    seeded_module,
+    table_tensors,
+)
+
+
+class StudentConfig(BaseModel):
+    """Hyperparameters of the distillation; the student is a fraction of the teacher's encoder."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    hidden: tuple[int, ...] = Field(default=(64,), description="Student encoder widths.")
+    epochs: int = Field(default=20, ge=1)
+    batch_size: int = Field(default=512, ge=16, le=65_536)
+    learning_rate: float = Field(default=3e-3, gt=0.0, le=1.0)
+    quality_weight: float = Field(default=1.0, ge=0.0)
+    utility_weight: float = Field(default=1.0, ge=0.0)
+    max_size_ratio: float = Field(
+        default=0.25,
+        gt=0.0,
+        description="Largest allowed student/teacher encoder parameter ratio.",
+    )
+
+
+def build_student(teacher: FairVAE, config: StudentConfig) -> MLPEncoder:
+    """An untrained student with the teacher encoder's inputs and latent size."""
+    encoder = teacher.encoder
+    student = MLPEncoder(encoder.in_dim, encoder.condition_dim, config.hidden, encoder.latent_dim)
+    ratio = parameter_count(student) / parameter_count(encoder)
+    if ratio > config.max_size_ratio:
+        raise ConfigError(
+            f"the student encoder would have {ratio:.0%} of the teacher encoder's parameters, "
+            f"above the allowed {config.max_size_ratio:.0%}",
+            rule="student.hidden",
+            hint="narrow student.hidden, widen teacher.hidden or raise student.max_size_ratio",
+        )
+    return student
+
+
+def distill_student(
+    teacher: FairVAE,
+    table: EncodedTable,
+    blocks: Sequence[FeatureBlock],
+    sensitive_levels: Sequence[int],
+    config: StudentConfig,
+    *,
+    seed: int,
+    device: str = "cpu",
+    on_epoch: EpochCallback | None = None,
+    on_checkpoint: CheckpointCallback | None = None,
+    start_state: dict[str, Tensor] | None = None,
+) -> tuple[MLPEncoder, list[dict[str, float]]]:
+    """Train a student encoder against the frozen ``teacher``; return it and its history.
+
+    History keys: loss, quality, utility, epoch_seconds. ``blocks`` must be the blocks
+    the teacher's decoder was built with.
+    """
+    del blocks  # the teacher's decoder carries them; kept for a uniform stage signature
+    target = resolve_device(device)
+    teacher = teacher.to(target).eval()
+    student = seeded_module(lambda: build_student(teacher, config), seed).to(target)
+    data = table_tensors(table, sensitive_levels, target)
+
+    def step(rows: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
+        del generator  # distillation compares posterior means: nothing is sampled
+        terms = _distillation_terms(teacher, student, data, rows)
+        terms["loss"] = (
+            config.quality_weight * terms["quality"] + config.utility_weight * terms["utility"]
+        )
+        return terms
+
+    settings = LoopSettings(config.epochs, config.batch_size, config.learning_rate, seed)
+    trainable = [parameter.requires_grad for parameter in teacher.parameters()]
+    # Gradients still flow through the frozen decoder to the student, not into its weights.
+    teacher.requires_grad_(False)
+    try:
+        history = run_training(
+            student,
+            list(student.parameters()),
+            step,
+            n_rows=len(table),
+            settings=settings,
+            device=target,
+            on_epoch=on_epoch,
+            on_checkpoint=on_checkpoint,
+            start_state=start_state,
+        )
+    finally:
+        for parameter, flag in zip(teacher.parameters(), trainable, strict=True):
+            parameter.requires_grad_(flag)
+    return student, history
+
+
+def _distillation_terms(
+    teacher: FairVAE, student: MLPEncoder, data: TableTensors, rows: Tensor
+) -> dict[str, Tensor]:
+    x, condition, sensitive = data.features[rows], data.condition[rows], data.sensitive[rows]
+    with torch.no_grad():
+        teacher_mu, teacher_logvar = teacher.encoder(x, condition)
+        teacher_rows = teacher.decoder(teacher_mu, sensitive)
+        teacher_label = teacher.label_head(
+            label_head_input(teacher_mu, sensitive, teacher.criterion)
+        )
+    student_mu, student_logvar = student(x, condition)
+    quality = F.mse_loss(student_mu, teacher_mu) + F.mse_loss(student_logvar, teacher_logvar)
+    student_rows = teacher.decoder(student_mu, sensitive)
+    student_label = teacher.label_head(label_head_input(student_mu, sensitive, teacher.criterion))
+    utility = teacher.decoder.divergence(teacher_rows, student_rows) + bernoulli_kl(
+        teacher_label, student_label
+    )
+    return {"quality": quality, "utility": utility}

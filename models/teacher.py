@@ -1,0 +1,316 @@
+"""The fair VAE teacher: a latent space that keeps the data and forgets the sensitive attributes.
+
+Encoder q(z | x, y, s), decoder p(x | z, s), label head p(y | z) (or p(y | z, s) under
+equalized odds). The fairness term is the distance correlation between the posterior mean
+and the intersectional sensitive group: the mean is what the student copies and what the
+generative prior is fitted on, and a sampled z would let the model hide the dependence
+under extra posterior noise. Distance correlation is scale invariant, so shrinking z
+cannot dodge it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import Tensor, nn
+
+from fairdistill.models.blocks import EncodedTable, FeatureBlock, one_hot_sensitive
+from fairdistill.models.losses import FairnessCriterion, fairness_penalty, gaussian_kl
+from fairdistill.models.networks import (
+    LabelHead,
+    LatentDecoder,
+    LatentEncoder,
+    MLPEncoder,
+    TabularDecoder,
+    build_from_architecture,
+    parameter_count,
+    register_architecture,
+)
+from fairdistill.models.training import (
+    CheckpointCallback,
+    EpochCallback,
+    LoopSettings,
+    TableTensors,
+    encoder_condition,
+    joint_group_index,
+    resolve_device,
+    run_training,
+    seeded_module,
+    table_tensors,
+)
+
+__all__ = [
+    "FairVAE",
+    "TeacherConfig",
+    "encode_latents",
+    "label_head_input",
+    "parameter_count",
+    "probe_sensitive_auroc",
+    "train_teacher",
+]
+
+# A probe on more rows than this gains no precision worth its seconds.
+PROBE_MAX_ROWS = 20_000
+
+
+class TeacherConfig(BaseModel):
+    """Hyperparameters of the fair VAE; the defaults train Adult in about 20 s on 2 cores."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    latent_dim: int = Field(default=16, ge=1, le=1024)
+    hidden: tuple[int, ...] = Field(default=(256, 256), description="Encoder/decoder widths.")
+    label_hidden: tuple[int, ...] = Field(default=(64,), description="Label head widths.")
+    epochs: int = Field(default=20, ge=1)
+    batch_size: int = Field(default=512, ge=16, le=2048)
+    learning_rate: float = Field(default=2e-3, gt=0.0, le=1.0)
+    beta: float = Field(default=5.0, ge=0.0, description="Weight of the fairness term.")
+    kl_weight: float = Field(default=0.5, ge=0.0)
+    label_weight: float = Field(default=1.0, ge=0.0)
+    criterion: Literal["demographic_parity", "equalized_odds"] = "demographic_parity"
+
+
+def label_head_input(z: Tensor, sensitive: Tensor, criterion: FairnessCriterion) -> Tensor:
+    """What the label head sees: z alone for parity; z and s under equalized odds."""
+    if criterion == "equalized_odds":
+        return torch.cat([z, sensitive], dim=1)
+    return z
+
+
+@register_architecture
+class FairVAE(nn.Module):
+    """Encoder, decoder and label head of the teacher, trained together."""
+
+    def __init__(
+        self,
+        encoder: LatentEncoder,
+        decoder: LatentDecoder,
+        label_head: LabelHead,
+        criterion: FairnessCriterion,
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.label_head = label_head
+        self.criterion = criterion
+
+    @classmethod
+    def build(
+        cls,
+        blocks: Sequence[FeatureBlock],
+        sensitive_levels: Sequence[int],
+        config: TeacherConfig,
+    ) -> FairVAE:
+        feature_dim = max(block.stop for block in blocks)
+        sensitive_dim = sum(sensitive_levels)
+        head_dim = config.latent_dim + (
+            sensitive_dim if config.criterion == "equalized_odds" else 0
+        )
+        return cls(
+            MLPEncoder(feature_dim, 2 + sensitive_dim, config.hidden, config.latent_dim),
+            TabularDecoder(config.latent_dim, sensitive_dim, config.hidden, blocks),
+            LabelHead(head_dim, config.label_hidden),
+            config.criterion,
+        )
+
+    def losses(
+        self,
+        x: Tensor,
+        condition: Tensor,
+        sensitive: Tensor,
+        sensitive_joint: Tensor,
+        label: Tensor,
+        generator: torch.Generator,
+    ) -> dict[str, Tensor]:
+        """The unweighted loss terms of one batch."""
+        mu, logvar = self.encoder(x, condition)
+        noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + torch.exp(0.5 * logvar) * noise
+        decoded = self.decoder(z, sensitive)
+        # The head reads the posterior mean, as it will at generation time; reading samples
+        # would let it exploit a posterior variance that differs between groups.
+        label_logit = self.label_head(label_head_input(mu, sensitive, self.criterion))
+        return {
+            "reconstruction": self.decoder.reconstruction_loss(decoded, x),
+            "kl": gaussian_kl(mu, logvar),
+            "label": F.binary_cross_entropy_with_logits(label_logit, label),
+            "dcor": fairness_penalty(mu, sensitive_joint, label, self.criterion),
+            "label_accuracy": ((label_logit > 0).float() == label).float().mean(),
+        }
+
+    def architecture(self) -> dict[str, Any]:
+        return {
+            "kind": type(self).__name__,
+            "encoder": self.encoder.architecture(),
+            "decoder": self.decoder.architecture(),
+            "label_head": self.label_head.architecture(),
+            "criterion": self.criterion,
+        }
+
+    @classmethod
+    def from_architecture(cls, architecture: Mapping[str, Any]) -> FairVAE:
+        return cls(
+            build_from_architecture(architecture["encoder"]),  # type: ignore[arg-type]
+            build_from_architecture(architecture["decoder"]),  # type: ignore[arg-type]
+            build_from_architecture(architecture["label_head"]),  # type: ignore[arg-type]
+            architecture["criterion"],
+        )
+
+
+def train_teacher(
+    table: EncodedTable,
+    blocks: list[FeatureBlock],
+    sensitive_levels: list[int],
+    config: TeacherConfig,
+    *,
+    seed: int,
+    device: str = "cpu",
+    on_epoch: EpochCallback | None = None,
+    on_checkpoint: CheckpointCallback | None = None,
+    start_state: dict[str, Tensor] | None = None,
+) -> tuple[FairVAE, list[dict[str, float]]]:
+    """Train the fair VAE on ``table``; return it (eval mode) and its per-epoch metrics.
+
+    History keys: loss, reconstruction, kl, label, dcor (the fairness term),
+    label_accuracy, epoch_seconds. ``on_checkpoint(epoch, tensors)`` receives a
+    :class:`~fairdistill.models.training.TrainingState` as tensors after each epoch;
+    passing those tensors back as ``start_state`` resumes to identical weights.
+    """
+    target = resolve_device(device)
+    model = seeded_module(lambda: FairVAE.build(blocks, sensitive_levels, config), seed).to(target)
+    data = table_tensors(table, sensitive_levels, target)
+
+    def step(rows: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
+        terms = _batch_terms(model, data, rows, generator)
+        terms["loss"] = (
+            terms["reconstruction"]
+            + config.kl_weight * terms["kl"]
+            + config.label_weight * terms["label"]
+            + config.beta * terms["dcor"]
+        )
+        return terms
+
+    settings = LoopSettings(config.epochs, config.batch_size, config.learning_rate, seed)
+    history = run_training(
+        model,
+        list(model.parameters()),
+        step,
+        n_rows=len(table),
+        settings=settings,
+        device=target,
+        on_epoch=on_epoch,
+        on_checkpoint=on_checkpoint,
+        start_state=start_state,
+    )
+    return model, history
+
+
+def _batch_terms(
+    model: FairVAE, data: TableTensors, rows: Tensor, generator: torch.Generator
+) -> dict[str, Tensor]:
+    return model.losses(
+        data.features[rows],
+        data.condition[rows],
+        data.sensitive[rows],
+        data.sensitive_joint[rows],
+        data.label[rows],
+        generator,
+    )
+
+
+@torch.no_grad()
+def encode_latents(
+    model_or_encoder: FairVAE | LatentEncoder,
+    table: EncodedTable,
+    sensitive_levels: Sequence[int],
+    *,
+    batch_size: int = 65_536,
+) -> np.ndarray:
+    """Posterior means of every row of ``table`` (float32, (n, latent_dim)).
+
+    Runs on the device the encoder lives on, in batches, without gradients.
+    """
+    encoder = (
+        model_or_encoder.encoder if isinstance(model_or_encoder, FairVAE) else model_or_encoder
+    )
+    encoder.eval()  # type: ignore[union-attr]
+    target = next(encoder.parameters()).device  # type: ignore[union-attr]
+    sensitive = one_hot_sensitive(table.sensitive, list(sensitive_levels))
+    condition = encoder_condition(table.label, sensitive)
+    parts = []
+    for start in range(0, len(table), batch_size):
+        x = torch.as_tensor(table.features[start : start + batch_size], device=target)
+        c = torch.as_tensor(condition[start : start + batch_size], device=target)
+        mu, _ = encoder(x.float(), c)
+        parts.append(mu.cpu().numpy())
+    if not parts:
+        return np.zeros((0, encoder.latent_dim), dtype=np.float32)
+    return np.concatenate(parts).astype(np.float32)
+
+
+def probe_sensitive_auroc(
+    latents: np.ndarray,
+    sensitive: np.ndarray,
+    seed: int,
+    *,
+    levels: Sequence[int] | None = None,
+    names: Sequence[str] | None = None,
+    test_fraction: float = 0.3,
+) -> dict[str, float]:
+    """Held-out AUROC of a logistic probe predicting each sensitive attribute from z.
+
+    0.5 means the probe finds nothing of the attribute in z; 1.0 means z gives it away.
+    With several attributes, ``intersection`` probes the joint group as well (pass
+    ``levels`` to name the groups consistently). Multi-level targets use the one-vs-rest
+    macro AUROC; an attribute with a single level present yields NaN.
+    """
+    rng = np.random.default_rng(seed)
+    if len(latents) > PROBE_MAX_ROWS:
+        keep = np.sort(rng.choice(len(latents), PROBE_MAX_ROWS, replace=False))
+        latents, sensitive = latents[keep], sensitive[keep]
+    names = (
+        list(names) if names is not None else [f"attribute_{i}" for i in range(sensitive.shape[1])]
+    )
+    targets = {name: sensitive[:, column] for column, name in enumerate(names)}
+    if sensitive.shape[1] > 1:
+        counts = list(levels) if levels is not None else list(sensitive.max(axis=0) + 1)
+        targets["intersection"] = joint_group_index(sensitive, counts)
+    return {
+        name: _probe_auroc(latents, target, seed, test_fraction) for name, target in targets.items()
+    }
+
+
+def _probe_auroc(latents: np.ndarray, target: np.ndarray, seed: int, test_fraction: float) -> float:
+    classes, counts = np.unique(target, return_counts=True)
+    if len(classes) < 2:
+        return float("nan")
+    # Stratify only when every class can appear on both sides of the split.
+    stratify = target if counts.min() >= 2 else None
+    train_x, test_x, train_y, test_y = train_test_split(
+        latents, target, test_size=test_fraction, random_state=seed, stratify=stratify
+    )
+    if len(np.unique(train_y)) < 2 or len(np.unique(test_y)) < 2:
+        return float("nan")
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    probe.fit(train_x, train_y)
+    known = np.isin(test_y, probe.classes_)
+    test_x, test_y = test_x[known], test_y[known]
+    scores = probe.predict_proba(test_x)
+    if scores.shape[1] == 2:
+        return float(roc_auc_score(test_y, scores[:, 1]))
+    # Classes absent from the held-out rows cannot be scored one-vs-rest.
+    present = np.isin(probe.classes_, test_y)
+    scores = scores[:, present] / scores[:, present].sum(axis=1, keepdims=True)
+    if present.sum() == 2:
+        return float(roc_auc_score(test_y == probe.classes_[present][1], scores[:, 1]))
+    return float(roc_auc_score(test_y, scores, multi_class="ovr", labels=probe.classes_[present]))

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from fairdistill.models.evaluation.embedding import fit_embedding
+from fairdistill.models.evaluation.fidelity import (
+    alpha_precision_beta_recall_authenticity,
+    correlation_difference,
+    density_coverage,
+    marginal_distances,
+)
+from fairdistill.models.spec import DatasetSpec, complete_spec
+
+RNG = np.random.default_rng(0)
+REAL = RNG.normal(size=(2000, 8))
+SAME = RNG.normal(size=(2000, 8))
+SHIFTED = RNG.normal(size=(2000, 8)) + 1.0
+COLLAPSED = RNG.normal(size=(2000, 8)) * 0.2
+
+
+def sample_scores(synthetic: np.ndarray) -> dict[str, float]:
+    scores = alpha_precision_beta_recall_authenticity(REAL, synthetic, seed=0)
+    scores.update(density_coverage(REAL, synthetic, seed=0))
+    return scores
+
+
+def test_samples_of_the_same_distribution_score_high() -> None:
+    scores = sample_scores(SAME)
+    assert scores["alpha_precision"] > 0.9
+    assert scores["beta_recall"] > 0.8
+    assert 0.85 < scores["density"] < 1.15
+    assert scores["coverage"] > 0.9
+    assert 0.35 < scores["authenticity"] < 0.75
+
+
+@pytest.mark.parametrize("synthetic", [SHIFTED, COLLAPSED], ids=["shifted", "collapsed"])
+def test_a_shifted_or_collapsed_distribution_scores_clearly_lower(synthetic: np.ndarray) -> None:
+    scores, reference = sample_scores(synthetic), sample_scores(SAME)
+    for name in ("alpha_precision", "beta_recall", "coverage"):
+        assert scores[name] < reference[name] - 0.4, name
+
+
+def test_dropping_half_the_modes_lowers_recall_and_coverage_but_not_precision() -> None:
+    half = SAME[SAME[:, 0] > 0]
+    scores, reference = sample_scores(half), sample_scores(SAME)
+    assert scores["alpha_precision"] > 0.9
+    assert scores["beta_recall"] < reference["beta_recall"] - 0.1
+    assert scores["coverage"] < reference["coverage"] - 0.15
+
+
+def test_copies_of_real_rows_are_not_authentic() -> None:
+    scores = alpha_precision_beta_recall_authenticity(REAL, REAL.copy(), seed=0)
+    assert scores["authenticity"] == pytest.approx(0.0)
+    assert len(scores["alpha_precision_curve"]) == len(scores["levels"]) == 20
+
+
+def test_subsampling_is_seeded() -> None:
+    first = alpha_precision_beta_recall_authenticity(REAL, SAME, seed=4, max_rows=500)
+    again = alpha_precision_beta_recall_authenticity(REAL, SAME, seed=4, max_rows=500)
+    assert first == again
+    with pytest.raises(ValueError, match="more than 5 rows"):
+        density_coverage(REAL, SAME[:3])
+
+
+def test_adult_halves_are_faithful_in_the_embedding(
+    adult_split: tuple[pl.DataFrame, pl.DataFrame], adult_spec: DatasetSpec
+) -> None:
+    train, test = adult_split
+    embedding = fit_embedding(train, adult_spec)
+    real, other = embedding.transform(train), embedding.transform(test)
+    scores = alpha_precision_beta_recall_authenticity(real, other, seed=0)
+    assert scores["alpha_precision"] > 0.85 and scores["beta_recall"] > 0.7
+    assert density_coverage(real, other, seed=0)["coverage"] > 0.85
+
+
+MIXED = pl.DataFrame(
+    {
+        "colour": ["red", "red", "blue", "blue", None, "red", "blue", "red"],
+        "size": [1.0, 2.0, 3.0, 4.0, 5.0, None, 7.0, 8.0],
+        "weight": [2.0, 4.1, 5.9, 8.0, 10.2, 12.0, 13.8, 16.1],
+        "sex": ["M", "F", "M", "F", "M", "F", "M", "F"],
+        "y": ["yes", "yes", "no", "no", "no", "yes", "no", "yes"],
+    }
+)
+MIXED_SPEC = complete_spec(
+    DatasetSpec.model_validate(
+        {
+            "name": "toy",
+            "target": {"column": "y", "positive": "yes"},
+            "sensitive": [{"column": "sex", "privileged": ["M"]}],
+        }
+    ),
+    MIXED,
+)
+
+
+def test_identical_frames_have_zero_marginal_distance() -> None:
+    result = marginal_distances(MIXED, MIXED, MIXED_SPEC)
+    assert set(result["tvd"]) == {"sex", "colour", "y"}
+    assert result["mean_tvd"] == 0.0
+    assert result["mean_wasserstein"] == pytest.approx(0.0)
+    assert result["mean_ks"] == 0.0
+
+
+def test_marginal_distances_on_known_shifts() -> None:
+    changed = MIXED.with_columns(
+        pl.Series("colour", ["red", "red", "red", "red", "blue", "red", "blue", None]),
+        (pl.col("weight") + 100.0),
+    )
+    result = marginal_distances(MIXED, changed, MIXED_SPEC)
+    # colour shares red/blue/missing: real 4/3/1 eighths, changed 5/2/1: TVD = (1 + 1) / 16.
+    assert result["tvd"]["colour"] == pytest.approx(1 / 8)
+    assert result["ks"]["weight"] == 1.0
+    assert result["wasserstein"]["weight"] == pytest.approx(100.0 / MIXED["weight"].std())
+    flipped = MIXED.with_columns(pl.lit("yes").alias("y"))
+    assert marginal_distances(MIXED, flipped, MIXED_SPEC)["tvd"]["y"] == pytest.approx(0.5)
+    emptied = MIXED.with_columns(pl.lit(None, pl.Float64).alias("size"))
+    emptied_result = marginal_distances(MIXED, emptied, MIXED_SPEC)
+    assert math.isnan(emptied_result["ks"]["size"])
+    assert emptied_result["missing_share_difference"]["size"] == pytest.approx(7 / 8)
+
+
+def test_identical_frames_have_identical_associations() -> None:
+    comparison = correlation_difference(MIXED, MIXED, MIXED_SPEC)
+    assert comparison.mean_absolute_difference == 0.0
+    assert comparison.columns == ("sex", "colour", "y", "size", "weight")
+    assert np.allclose(comparison.real, comparison.real.T)
+    assert np.allclose(np.diag(comparison.real), 1.0)
+    table = comparison.as_table()
+    assert len(table["real"]) == 5 and table["mean_absolute_difference"] == 0.0
+
+
+def test_associations_have_known_values_and_shuffling_breaks_them(
+    adult: pl.DataFrame, adult_spec: DatasetSpec
+) -> None:
+    spec = adult_spec
+    comparison = correlation_difference(adult, adult, spec)
+    index = {name: i for i, name in enumerate(comparison.columns)}
+    # education determines education_num exactly: the correlation ratio is 1.
+    assert comparison.real[index["education"], index["education_num"]] == pytest.approx(1.0)
+    # relationship "Husband"/"Wife" nearly determines sex.
+    assert comparison.real[index["sex"], index["relationship"]] > 0.6
+    shuffled = adult.with_columns(pl.col("education").shuffle(seed=1))
+    broken = correlation_difference(adult, shuffled, spec)
+    assert broken.synthetic[index["education"], index["education_num"]] < 0.2
+    assert broken.mean_absolute_difference > 0.01

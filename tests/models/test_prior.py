@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.mixture import GaussianMixture
+
+from fairdistill.models.checkpoint import load_arrays, save_arrays
+from fairdistill.models.errors import CheckpointError
+from fairdistill.models.prior import GaussianMixturePrior
+
+
+@pytest.fixture(scope="module")
+def codes() -> np.ndarray:
+    """Two well separated, correlated clusters in 3 dimensions."""
+    rng = np.random.default_rng(0)
+    covariance = np.array([[1.0, 0.6, 0.0], [0.6, 1.0, -0.3], [0.0, -0.3, 0.5]])
+    first = rng.multivariate_normal([0.0, 0.0, 0.0], covariance, 3000)
+    second = rng.multivariate_normal([6.0, -4.0, 2.0], 0.5 * covariance, 1000)
+    return np.concatenate([first, second])
+
+
+@pytest.fixture(scope="module")
+def prior(codes: np.ndarray) -> GaussianMixturePrior:
+    return GaussianMixturePrior.fit(codes, n_components=2, seed=0)
+
+
+def test_fit_recovers_the_clusters(prior: GaussianMixturePrior):
+    order = np.argsort(prior.weights)
+    assert np.allclose(prior.weights[order], [0.25, 0.75], atol=0.02)
+    assert np.allclose(prior.means[order[0]], [6.0, -4.0, 2.0], atol=0.1)
+    assert np.allclose(prior.means[order[1]], [0.0, 0.0, 0.0], atol=0.1)
+
+
+def test_sample_is_deterministic_per_seed(prior: GaussianMixturePrior):
+    first, again, other = prior.sample(500, seed=4), prior.sample(500, seed=4), prior.sample(500, 5)
+
+    assert first.dtype == np.float32 and first.shape == (500, 3)
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_samples_match_the_codes_moments(prior: GaussianMixturePrior, codes: np.ndarray):
+    samples = prior.sample(40_000, seed=1).astype(np.float64)
+
+    assert np.allclose(samples.mean(axis=0), codes.mean(axis=0), atol=0.1)
+    assert np.allclose(np.cov(samples.T), np.cov(codes.T), atol=0.25)
+    # Rows are interleaved across components, not grouped by component.
+    in_second = samples[:, 0] > 3.0
+    assert 0.2 < in_second[:1000].mean() < 0.3
+
+
+def test_log_likelihood_matches_scikit_learn(prior: GaussianMixturePrior, codes: np.ndarray):
+    reference = GaussianMixture(n_components=2, covariance_type="full", random_state=0).fit(codes)
+    assert prior.log_likelihood(codes) == pytest.approx(reference.score(codes), rel=1e-9)
+    far_away = codes + 50.0
+    assert prior.log_likelihood(far_away) < prior.log_likelihood(codes) - 100
+
+
+def test_arrays_round_trip_through_a_file(prior: GaussianMixturePrior, tmp_path: Path):
+    sha = save_arrays(tmp_path / "prior.safetensors", prior.to_arrays(), {"kind": "prior"})
+    arrays, metadata = load_arrays(tmp_path / "prior.safetensors", expected_sha256=sha)
+    restored = GaussianMixturePrior.from_arrays(arrays)
+
+    assert metadata == {"kind": "prior"}
+    assert np.array_equal(restored.sample(300, seed=9), prior.sample(300, seed=9))
+
+
+def test_from_arrays_refuses_arrays_that_do_not_form_a_mixture(prior: GaussianMixturePrior):
+    arrays = prior.to_arrays()
+    with pytest.raises(CheckpointError, match="do not form a mixture"):
+        GaussianMixturePrior.from_arrays({**arrays, "means": arrays["means"][:, :2]})
+    with pytest.raises(CheckpointError, match="lacks"):
+        GaussianMixturePrior.from_arrays({"weights": arrays["weights"]})
+
+
+def test_fewer_codes_than_components_caps_the_components():
+    codes = np.random.default_rng(2).normal(size=(4, 2))
+    prior = GaussianMixturePrior.fit(codes, n_components=10, seed=0)
+    assert prior.n_components == 4
+    assert np.isfinite(prior.sample(10, seed=0)).all()
+
+
+def test_fit_refuses_non_finite_codes():
+    with pytest.raises(ValueError, match="finite"):
+        GaussianMixturePrior.fit(np.array([[0.0, np.nan], [1.0, 2.0]]), n_components=1)
