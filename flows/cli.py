@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fairdistill.flows.settings import load_settings, prepare_environment
+from fairdistill.flows.settings import load_settings, prepare_environment, redact_uri
 from fairdistill.models.errors import FairdistillError
 
 app = typer.Typer(
@@ -45,17 +45,33 @@ DebugOption = Annotated[
 ]
 
 
+def one_sentence(error: BaseException) -> str:
+    """The error as one line: what is wrong, where (file, column, rule), what to do."""
+    if not isinstance(error, FairdistillError):
+        text = str(error).strip().splitlines()[0] if str(error).strip() else "no message"
+        return (
+            f"unexpected {type(error).__name__}: {text.rstrip('.')}; rerun with --debug "
+            "to see the traceback."
+        )
+    where = [
+        *([f"file {error.file}"] if error.file else []),
+        *([f"column '{error.column}'"] if error.column else []),
+        *([f"rule {error.rule}"] if error.rule else []),
+    ]
+    sentence = error.message.rstrip(". ")
+    if where:
+        sentence += f" [{', '.join(where)}]"
+    if error.hint:
+        sentence += f"; what to do: {error.hint.rstrip('. ')}"
+    return " ".join(sentence.split()) + "."
+
+
 def fail(error: BaseException, *, debug: bool) -> None:
+    """Report ``error`` as one line and exit: 2 bad input or config, 3 gate missed, 1 other."""
     if debug:
         raise error
-    if isinstance(error, FairdistillError):
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(error.exit_code)
-    typer.echo(
-        f"error: unexpected {type(error).__name__}: {error} (rerun with --debug for details)",
-        err=True,
-    )
-    raise typer.Exit(1)
+    typer.echo(f"error: {one_sentence(error)}", err=True)
+    raise typer.Exit(error.exit_code if isinstance(error, FairdistillError) else 1)
 
 
 def collect_config(config_file: Path | None, overrides: dict[str, Any]) -> Any:
@@ -65,7 +81,7 @@ def collect_config(config_file: Path | None, overrides: dict[str, Any]) -> Any:
     if overrides.get("data") is not None:
         overrides = {**overrides, "dataset": None}
     merged = merge_overrides(base, overrides)
-    return build_config(merged, source=str(config_file) if config_file else "command-line options")
+    return build_config(merged, source=str(config_file) if config_file else None)
 
 
 @app.command()
@@ -111,6 +127,12 @@ def run(
     device: Annotated[
         str | None, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")
     ] = None,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh", help="Recompute every stage instead of reusing earlier identical ones."
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="Only warnings and the result.")] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the run summary as JSON (for schedulers).")
@@ -136,11 +158,14 @@ def run(
         "teacher.criterion": criterion,
         "teacher.epochs": epochs,
         "student.epochs": student_epochs,
+        "reuse_stages": False if fresh else None,
     }
     try:
         config = collect_config(config_file, overrides)
+        from fairdistill.flows.logging_setup import configure_console
         from fairdistill.flows.regenerate import regenerate_fair_dataset
 
+        configure_console(debug=debug)
         summary = regenerate_fair_dataset(config)
     except Exception as error:
         fail(error, debug=debug)
@@ -163,7 +188,7 @@ def print_summary(summary: Any) -> None:
         f"  report         : {published.report}",
         f"  MLflow run     : {summary.mlflow_run_id}",
         "Open the MLflow UI with:",
-        f"  mlflow ui --backend-store-uri {settings.tracking_uri} --host 127.0.0.1",
+        f"  mlflow ui --backend-store-uri {redact_uri(settings.tracking_uri)} --host 127.0.0.1",
     ]
     typer.echo("\n".join(lines))
 
@@ -206,6 +231,45 @@ def validate(
         fail(error, debug=debug)
         return
     typer.echo(f"{data_path}: {frame.height:,} rows passed validation.")
+
+
+@app.command()
+def inspect(
+    data: Annotated[Path, typer.Argument(help="The table to inspect: .csv or .parquet.")],
+    target: Annotated[str | None, typer.Option("--target", help="The label column.")] = None,
+    positive: Annotated[
+        str | None, typer.Option("--positive", help="The favourable label value.")
+    ] = None,
+    sensitive: Annotated[
+        list[str] | None,
+        typer.Option("--sensitive", help="A sensitive column; repeat for several."),
+    ] = None,
+    write: Annotated[
+        Path | None, typer.Option("--write", help="Write the drafted spec to this YAML file.")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing spec file.")
+    ] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Show what a new table holds and draft its dataset spec for you to check and edit."""
+    try:
+        from fairdistill.flows.inspect import inspect_table
+
+        text = inspect_table(
+            data,
+            target=target,
+            positive=positive,
+            sensitive=sensitive or None,
+            output=write,
+            overwrite=overwrite,
+            echo=typer.echo,
+        )
+    except Exception as error:
+        fail(error, debug=debug)
+        return
+    if write is None:
+        typer.echo(text)
 
 
 @app.command()

@@ -13,13 +13,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from fairdistill.data import BUNDLED_DATASETS
 from fairdistill.models.errors import ConfigError
 from fairdistill.models.gates import GateConfig
 from fairdistill.models.student import StudentConfig
 from fairdistill.models.teacher import TeacherConfig
 
 # Generating more rows than this in one run is almost certainly a typo (1e9 rows of
-# Adult's width is ~100 GB); refusing early beats running out of memory late.
+# Adult's width is ~100 GB); refusing early beats running out of memory late. The validate
+# stage also checks the requested rows against the memory actually available.
 MAX_GENERATED_ROWS = 50_000_000
 
 
@@ -33,7 +35,10 @@ class PrepareConfig(_Frozen):
 
 class GenerateConfig(_Frozen):
     rows: int | None = Field(
-        default=None, description="Rows to generate; default: as many as the real train split."
+        default=None,
+        ge=1,
+        le=MAX_GENERATED_ROWS,
+        description="Rows to generate; default: as many as the real train split.",
     )
     mode: Literal["sample", "transform"] = Field(
         default="sample",
@@ -45,14 +50,6 @@ class GenerateConfig(_Frozen):
         description="real: sensitive groups in their real proportions; balanced: equal counts.",
     )
     prior_components: int = Field(default=10, ge=1, le=200)
-
-    @model_validator(mode="after")
-    def _row_count_is_sane(self) -> GenerateConfig:
-        if self.rows is not None and not 1 <= self.rows <= MAX_GENERATED_ROWS:
-            raise ValueError(
-                f"rows must be between 1 and {MAX_GENERATED_ROWS:,} (got {self.rows:,})"
-            )
-        return self
 
 
 class EvaluateConfig(_Frozen):
@@ -82,6 +79,11 @@ class RunConfig(_Frozen):
     overwrite: bool = Field(
         default=False, description="Replace a published run folder of the same name."
     )
+    reuse_stages: bool = Field(
+        default=True,
+        description="Reuse the results of stages that already completed with the same input, "
+        "config and code (a rerun after a failure starts at the failed stage).",
+    )
     seed: int = Field(default=0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     experiment: str = "fairdistill"
@@ -98,6 +100,12 @@ class RunConfig(_Frozen):
             raise ValueError("a data file needs its spec: give spec as well as data")
         if self.data is None and self.dataset is None:
             raise ValueError("name a bundled dataset or give data and spec")
+        if self.data is None and self.dataset not in BUNDLED_DATASETS:
+            raise ValueError(
+                f"there is no bundled dataset named '{self.dataset}' "
+                f"(available: {', '.join(BUNDLED_DATASETS)}); for your own table give data "
+                "and spec"
+            )
         return self
 
     @property
@@ -107,16 +115,22 @@ class RunConfig(_Frozen):
 
 def _describe_validation_error(error: ValidationError) -> str:
     first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "config"
-    return f"'{where}': {first['msg']}"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if not first["loc"]:
+        return message
+    where = ".".join(str(part) for part in first["loc"])
+    value = first.get("input")
+    shown = f" = {value!r}" if isinstance(value, str | int | float | bool) else ""
+    return f"'{where}'{shown}: {message}"
 
 
-def build_config(values: dict[str, Any], *, source: str = "options") -> RunConfig:
+def build_config(values: dict[str, Any], *, source: str | None = None) -> RunConfig:
+    """Validate ``values``; ``source`` names the config file they came from, if any."""
     try:
         return RunConfig.model_validate(values)
     except ValidationError as error:
         raise ConfigError(
-            f"Invalid run configuration {_describe_validation_error(error)}",
+            f"Invalid run configuration: {_describe_validation_error(error)}",
             file=source,
             rule="config-schema",
             hint="run 'fairdistill config-schema' to see every field and its allowed values",

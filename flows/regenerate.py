@@ -9,9 +9,10 @@ the gates. Each stage is a Prefect task and an MLflow child run; stages pass ref
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import mlflow
-from prefect import flow, runtime
+from prefect import Task, flow, runtime
 from prefect.logging import get_run_logger
 from pydantic import BaseModel, ConfigDict
 
@@ -30,7 +31,7 @@ from fairdistill.tasks.tracking import (
     record_failure,
 )
 from fairdistill.tasks.train_teacher import train_teacher
-from fairdistill.tasks.validate import validate
+from fairdistill.tasks.validate import input_fingerprint, validate
 
 
 class RunSummary(BaseModel):
@@ -42,6 +43,19 @@ class RunSummary(BaseModel):
     tracking_uri: str
     published: PublishedDataset
     headline: dict[str, float]
+
+
+class StageRunner:
+    """Runs stages in order and notes which ones Prefect served from its cache."""
+
+    def __init__(self) -> None:
+        self.reused: list[str] = []
+
+    def run(self, stage: Task[..., Any], *arguments: Any) -> Any:
+        state = stage(*arguments, return_state=True)
+        if state.name == "Cached":
+            self.reused.append(stage.name)
+        return state.result()
 
 
 def make_run_name(config: RunConfig, run_id: str) -> str:
@@ -76,14 +90,17 @@ def regenerate_fair_dataset(config: RunConfig) -> RunSummary:
                 experiment_id=experiment_id,
                 parent_run_id=run_id,
                 work_uri=str(settings.work_root / run_name),
+                checkpoint_root=str(settings.home / "checkpoints"),
                 flow_run_id=str(flow_run_id),
             )
-            validated = validate(config, context)
-            prepared = prepare(config, context, validated)
-            teacher = train_teacher(config, context, prepared)
-            student = distill_student(config, context, prepared, teacher)
-            synthetic = generate(config, context, prepared, teacher, student)
-            evaluation = evaluate(config, context, prepared, synthetic)
+            stages = StageRunner()
+            validated = stages.run(validate, config, context, input_fingerprint(config))
+            prepared = stages.run(prepare, config, context, validated)
+            teacher = stages.run(train_teacher, config, context, prepared)
+            student = stages.run(distill_student, config, context, prepared, teacher)
+            synthetic = stages.run(generate, config, context, prepared, teacher, student)
+            evaluation = stages.run(evaluate, config, context, prepared, synthetic)
+            mlflow.set_tag("fairdistill.reused_stages", ",".join(stages.reused) or "none")
             published = publish(
                 config,
                 context,

@@ -82,6 +82,14 @@ def _check_exists(path: Path) -> None:
             rule="input-is-file",
             hint="pass the path of one .csv, .tsv or .parquet file inside it",
         )
+    if not path.is_file():
+        # A pipe or device would block or never end; an export is always a regular file.
+        raise DataReadError(
+            "The input is not a regular file (a pipe, socket or device)",
+            file=str(path),
+            rule="input-is-file",
+            hint="save the table to a .csv, .tsv or .parquet file and pass its path",
+        )
 
 
 def _check_is_table_file(path: Path) -> str:

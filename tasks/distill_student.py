@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from fairdistill.flows.config import RunConfig
 from fairdistill.models.networks import parameter_count
 from fairdistill.models.student import distill_student as fit_student
 from fairdistill.models.teacher import FairVAE
 from fairdistill.models.training import resolve_device
-from fairdistill.tasks.model_store import load_module, log_encoder, save_module
+from fairdistill.tasks.caching import STAGE_CACHE
+from fairdistill.tasks.model_store import (
+    EpochCheckpoint,
+    load_module,
+    log_encoder,
+    save_module,
+)
 from fairdistill.tasks.policy import TRANSIENT_RETRIES
 from fairdistill.tasks.prepare import PreparedData
 from fairdistill.tasks.tracking import StageContext, flatten, log_metrics, log_params, stage_run
@@ -29,7 +34,7 @@ def load_teacher(teacher: TrainedModel, device: str = "cpu") -> FairVAE:
     return model
 
 
-@task(name="distill_student", tags=["gpu"], cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+@task(name="distill_student", tags=["gpu"], **STAGE_CACHE, **TRANSIENT_RETRIES)
 def distill_student(
     config: RunConfig, context: StageContext, prepared: PreparedData, teacher: TrainedModel
 ) -> TrainedModel:
@@ -38,6 +43,9 @@ def distill_student(
         device = resolve_device(config.device)
         log_params({**flatten("student", config.student), "device": str(device)})
         teacher_model = load_teacher(teacher, str(device))
+        checkpoint = EpochCheckpoint.for_stage(
+            context, "distill_student", config, prepared, teacher
+        )
         student, _ = fit_student(
             teacher_model,
             table,
@@ -47,7 +55,10 @@ def distill_student(
             seed=config.seed,
             device=str(device),
             on_epoch=epoch_logger("distill_student"),
+            on_checkpoint=checkpoint.save,
+            start_state=checkpoint.resume(),
         )
+        checkpoint.clear()
         student = student.to("cpu")
         log_latent_fairness(student, table, codec, config.seed)
         parameters = parameter_count(student)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import mlflow
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from fairdistill.flows.config import RunConfig
 from fairdistill.models.evaluation import evaluate_synthetic
+from fairdistill.tasks.caching import STAGE_CACHE
 from fairdistill.tasks.generate import SyntheticData
 from fairdistill.tasks.policy import TRANSIENT_RETRIES
 from fairdistill.tasks.prepare import PreparedData, read_spec
@@ -27,7 +27,7 @@ class EvaluationOutcome(BaseModel):
     report: Ref
 
 
-@task(name="evaluate", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+@task(name="evaluate", **STAGE_CACHE, **TRANSIENT_RETRIES)
 def evaluate(
     config: RunConfig, context: StageContext, prepared: PreparedData, synthetic: SyntheticData
 ) -> EvaluationOutcome:

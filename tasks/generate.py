@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from pydantic import BaseModel, ConfigDict
 
@@ -15,6 +14,7 @@ from fairdistill.models.codec import TabularCodec
 from fairdistill.models.generation import decode_latents, sample_sensitive, transform_rows
 from fairdistill.models.prior import GaussianMixturePrior
 from fairdistill.models.teacher import FairVAE, encode_latents
+from fairdistill.tasks.caching import STAGE_CACHE
 from fairdistill.tasks.distill_student import load_teacher
 from fairdistill.tasks.model_store import load_module
 from fairdistill.tasks.policy import TRANSIENT_RETRIES
@@ -63,7 +63,7 @@ def sample_from_prior(
     return EncodedTable(features=features, sensitive=sensitive, label=label), prior_ref
 
 
-@task(name="generate", tags=["gpu"], cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+@task(name="generate", tags=["gpu"], **STAGE_CACHE, **TRANSIENT_RETRIES)
 def generate(
     config: RunConfig,
     context: StageContext,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import mlflow
 import yaml
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from fairdistill.flows.config import RunConfig
 from fairdistill.models.codec import TabularCodec
 from fairdistill.models.spec import DatasetSpec, parse_spec
 from fairdistill.models.splitting import stratified_split
+from fairdistill.tasks.caching import STAGE_CACHE
 from fairdistill.tasks.policy import TRANSIENT_RETRIES
 from fairdistill.tasks.storage import Ref, read_bytes, read_parquet, write_json, write_parquet
 from fairdistill.tasks.tracking import StageContext, log_metrics, log_params, stage_run
@@ -33,7 +33,7 @@ def read_spec(ref: Ref) -> DatasetSpec:
     return parse_spec(yaml.safe_load(read_bytes(ref)), source=ref.uri)
 
 
-@task(name="prepare", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+@task(name="prepare", **STAGE_CACHE, **TRANSIENT_RETRIES)
 def prepare(config: RunConfig, context: StageContext, validated: ValidatedInput) -> PreparedData:
     with stage_run(context, "prepare"):
         spec = read_spec(validated.spec)

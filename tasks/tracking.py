@@ -25,6 +25,7 @@ class StageContext(BaseModel):
     experiment_id: str
     parent_run_id: str
     work_uri: str
+    checkpoint_root: str
     flow_run_id: str | None = None
 
     def work_file(self, name: str) -> str:

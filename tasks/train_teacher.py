@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from pydantic import BaseModel, ConfigDict
 
@@ -16,7 +15,8 @@ from fairdistill.models.networks import parameter_count
 from fairdistill.models.teacher import encode_latents, probe_sensitive_auroc
 from fairdistill.models.teacher import train_teacher as fit_teacher
 from fairdistill.models.training import encoder_condition, resolve_device
-from fairdistill.tasks.model_store import log_encoder, save_module
+from fairdistill.tasks.caching import STAGE_CACHE
+from fairdistill.tasks.model_store import EpochCheckpoint, log_encoder, save_module
 from fairdistill.tasks.policy import TRANSIENT_RETRIES
 from fairdistill.tasks.prepare import PreparedData
 from fairdistill.tasks.storage import Ref, read_json, read_parquet
@@ -74,12 +74,13 @@ def epoch_logger(stage: str):
     return on_epoch
 
 
-@task(name="train_teacher", tags=["gpu"], cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+@task(name="train_teacher", tags=["gpu"], **STAGE_CACHE, **TRANSIENT_RETRIES)
 def train_teacher(config: RunConfig, context: StageContext, prepared: PreparedData) -> TrainedModel:
     with stage_run(context, "train_teacher"):
         codec, table = load_training_table(prepared)
         device = resolve_device(config.device)
         log_params({**flatten("teacher", config.teacher), "device": str(device)})
+        checkpoint = EpochCheckpoint.for_stage(context, "train_teacher", config, prepared)
         model, _ = fit_teacher(
             table,
             codec.blocks,
@@ -88,7 +89,10 @@ def train_teacher(config: RunConfig, context: StageContext, prepared: PreparedDa
             seed=config.seed,
             device=str(device),
             on_epoch=epoch_logger("train_teacher"),
+            on_checkpoint=checkpoint.save,
+            start_state=checkpoint.resume(),
         )
+        checkpoint.clear()
         model = model.to("cpu")
         log_latent_fairness(model.encoder, table, codec, config.seed)
         counts = {

@@ -10,16 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlflow
+import polars as pl
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from pydantic import BaseModel, ConfigDict
 
 from fairdistill.data import bundled_dataset
 from fairdistill.flows.config import RunConfig
-from fairdistill.models.spec import complete_spec, load_spec, spec_to_yaml
+from fairdistill.models.codec import TabularCodec
+from fairdistill.models.errors import ConfigError, FairdistillError
+from fairdistill.models.spec import DatasetSpec, complete_spec, load_spec, spec_to_yaml
 from fairdistill.models.tables import file_sha256, read_table
+from fairdistill.tasks.caching import STAGE_CACHE
 from fairdistill.tasks.storage import Ref, write_json, write_parquet, write_text
 from fairdistill.tasks.tracking import StageContext, log_metrics, stage_run
 from fairdistill.tasks.validation_suite import (
@@ -27,6 +30,12 @@ from fairdistill.tasks.validation_suite import (
     report_to_markdown,
     validate_frame,
 )
+
+# Generating holds the encoded rows (float32), the decoded table and its parquet bytes at
+# once; three times the encoded array bounds that peak with room to spare.
+GENERATION_MEMORY_FACTOR = 3
+FLOAT_BYTES = 4
+_CGROUP_MEMORY = Path("/sys/fs/cgroup")
 
 
 class InputSource(BaseModel):
@@ -55,8 +64,17 @@ def resolve_input(config: RunConfig) -> tuple[Path, Path]:
     return bundled.data_path, bundled.spec_path
 
 
-@task(name="validate", cache_policy=NO_CACHE, retries=0)
-def validate(config: RunConfig, context: StageContext) -> ValidatedInput:
+def input_fingerprint(config: RunConfig) -> str | None:
+    """The input file's sha256, or None when it cannot be read (validate then says why)."""
+    try:
+        return file_sha256(resolve_input(config)[0])
+    except (OSError, FairdistillError):
+        return None
+
+
+@task(name="validate", **STAGE_CACHE, retries=0)
+def validate(config: RunConfig, context: StageContext, input_sha256: str | None) -> ValidatedInput:
+    """``input_sha256`` is part of the cache key: a changed file is validated again."""
     logger = get_run_logger()
     data_path, spec_path = resolve_input(config)
     with stage_run(context, "validate"):
@@ -82,9 +100,56 @@ def validate(config: RunConfig, context: StageContext) -> ValidatedInput:
         log_metrics(
             {"rows": frame.height, "columns": frame.width, "failures": len(report.failures)}
         )
+        for warning in report.warnings:
+            logger.warning("%s: %s", data_path.name, warning)
         raise_for_failures(report, str(data_path))
+        if config.generate.rows is not None and config.generate.mode == "sample":
+            width = encoded_row_width(frame, spec)
+            check_generation_memory(config.generate.rows, width, available_memory_bytes())
         logger.info("validated %s: %d rows, %d columns", data_path.name, frame.height, frame.width)
         table = write_parquet(context.work_file("input.parquet"), frame)
         spec_ref = write_text(context.work_file("spec.yaml"), spec_to_yaml(spec))
         write_json(context.work_file("validation.json"), report.gx_result)
         return ValidatedInput(source=source, table=table, spec=spec_ref, rows=frame.height)
+
+
+def encoded_row_width(frame: pl.DataFrame, spec: DatasetSpec) -> int:
+    """Numbers per generated row: encoded features, sensitive one-hots and the label."""
+    codec = TabularCodec.fit(frame, spec)
+    return codec.feature_dim + sum(codec.sensitive_level_counts) + 1
+
+
+def available_memory_bytes() -> int | None:
+    """Memory this process may still use: the machine's, capped by a container's limit.
+
+    None when it cannot be known (psutil missing): the row cap of the config still applies.
+    """
+    try:
+        import psutil
+    except ImportError:
+        return None
+    available = int(psutil.virtual_memory().available)
+    try:
+        limit = (_CGROUP_MEMORY / "memory.max").read_text().strip()
+        used = int((_CGROUP_MEMORY / "memory.current").read_text().strip())
+    except (OSError, ValueError):
+        return available
+    return available if limit == "max" else min(available, max(int(limit) - used, 0))
+
+
+def check_generation_memory(rows: int, row_width: int, available: int | None) -> None:
+    """Refuse, before training, a row count whose generation cannot fit in memory."""
+    per_row = row_width * FLOAT_BYTES * GENERATION_MEMORY_FACTOR
+    if available is None or rows * per_row <= available:
+        return
+    raise ConfigError(
+        f"Generating {rows:,} rows needs about {_gib(rows * per_row)} of memory "
+        f"({row_width} encoded values per row) but only {_gib(available)} is available",
+        rule="generate-rows-memory",
+        hint=f"ask for at most {available // per_row:,} rows with --rows (generate.rows), "
+        "or run on a machine with more memory",
+    )
+
+
+def _gib(count: int) -> str:
+    return f"{count / 2**30:,.1f} GiB"

@@ -78,6 +78,8 @@ class ValidationReport:
     statistics: dict[str, Any]
     gx_result: dict[str, Any] = field(repr=False)
     suite: dict[str, Any] = field(repr=False)
+    # What passes but deserves a look: columns left out of the model, constant columns.
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -210,7 +212,26 @@ def validate_frame(frame: pl.DataFrame, spec: DatasetSpec, source: str) -> Valid
         statistics=statistics,
         gx_result=gx_result,
         suite=suite.to_json_dict(),
+        warnings=column_warnings(as_null, spec, completed),
     )
+
+
+def column_warnings(frame: pl.DataFrame, given: DatasetSpec, completed: DatasetSpec) -> list[str]:
+    """Columns the spec did not mention that are left out, and features with one value."""
+    found = [
+        f"column '{name}' is left out of the model and of the synthetic data: "
+        f"{completed.columns[name].reason} (list it in the spec to decide otherwise)"
+        for name in completed.ignored_columns
+        if name not in given.columns
+    ]
+    for name in completed.feature_columns:
+        values = frame.get_column(name).drop_nulls()
+        if frame.height > 1 and values.n_unique() == 1:
+            found.append(
+                f"column '{name}' holds the same value ({values[0]!r}) in every row: it "
+                "teaches the model nothing and is reproduced as that value"
+            )
+    return found
 
 
 def _missing_columns_report(
@@ -574,6 +595,8 @@ def report_to_markdown(report: ValidationReport) -> str:
         "expectations met. Checks named `fairdistill.*` are computed by fairdistill.",
         "",
     ]
+    if report.warnings:
+        lines += ["Warnings:", *(f"- {warning}" for warning in report.warnings), ""]
     if report.success:
         return "\n".join([*lines, "Every check passed."]) + "\n"
     lines += ["| check | column | count | examples | problem |", "|---|---|---|---|---|"]

@@ -48,6 +48,10 @@ from fairdistill.models.spec import DatasetSpec
 
 DEFAULT_MAX_ROWS = 5000
 NEIGHBOURS = 5
+MARGINAL_BINS = 20
+MARGINAL_LEVELS = 10
+OTHER_LEVELS = "(other values)"
+MISSING_LEVEL = "(missing)"
 _LEVELS = (np.arange(20) + 0.5) / 20
 _DENSITY_CHUNK_ROWS = 1024
 
@@ -126,6 +130,70 @@ def marginal_distances(real: pl.DataFrame, synth: pl.DataFrame, spec: DatasetSpe
         "mean_tvd": _mean(tvd),
         "mean_wasserstein": _mean(wasserstein),
         "mean_ks": _mean(ks),
+    }
+
+
+def marginal_histograms(
+    real: pl.DataFrame,
+    synth: pl.DataFrame,
+    spec: DatasetSpec,
+    *,
+    bins: int = MARGINAL_BINS,
+    max_levels: int = MARGINAL_LEVELS,
+) -> dict[str, dict[str, Any]]:
+    """Each column's distribution in both frames on shared bins, as shares of all rows.
+
+    Categorical: ``labels`` are the ``max_levels`` levels most frequent in the real frame, then
+    ``OTHER_LEVELS`` for the rest and ``MISSING_LEVEL`` for missing values when either frame
+    has some. Numeric: ``edges`` span the present values of both frames; the share of missing
+    values is apart in ``missing``, so the bars and it sum to 1 for each frame.
+    """
+    categorical, numeric = split_columns(spec, include_target=True)
+    histograms = {
+        name: _categorical_histogram(real.get_column(name), synth.get_column(name), max_levels)
+        for name in categorical
+    }
+    for name in numeric:
+        histograms[name] = _numeric_histogram(real.get_column(name), synth.get_column(name), bins)
+    return histograms
+
+
+def _categorical_histogram(real: pl.Series, synth: pl.Series, max_levels: int) -> dict[str, Any]:
+    real_shares, synth_shares = _shares(real), _shares(synth)
+    present = sorted(
+        (value for value in real_shares if value is not None),
+        key=lambda value: (-real_shares[value], value),
+    )
+    kept = present[:max_levels]
+    rest = (real_shares.keys() | synth_shares.keys()) - {*kept, None}
+    labels: list[str] = list(kept)
+    columns = [[shares.get(value, 0.0) for value in kept] for shares in (real_shares, synth_shares)]
+    if rest:
+        labels.append(OTHER_LEVELS)
+        for values, shares in zip(columns, (real_shares, synth_shares), strict=True):
+            values.append(float(sum(shares.get(value, 0.0) for value in rest)))
+    if None in real_shares or None in synth_shares:
+        labels.append(MISSING_LEVEL)
+        for values, shares in zip(columns, (real_shares, synth_shares), strict=True):
+            values.append(shares.get(None, 0.0))
+    return {"kind": "categorical", "labels": labels, "real": columns[0], "synthetic": columns[1]}
+
+
+def _numeric_histogram(real: pl.Series, synth: pl.Series, bins: int) -> dict[str, Any]:
+    real_values, synth_values = _present(real), _present(synth)
+    both = np.concatenate([real_values, synth_values])
+    low, high = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
+    edges = np.linspace(low, high if high > low else low + 1.0, bins + 1)
+
+    def shares(values: np.ndarray, total: int) -> list[float]:
+        return (np.histogram(values, bins=edges)[0] / max(total, 1)).tolist()
+
+    return {
+        "kind": "numeric",
+        "edges": edges.tolist(),
+        "real": shares(real_values, real.len()),
+        "synthetic": shares(synth_values, synth.len()),
+        "missing": {"real": _missing_share(real), "synthetic": _missing_share(synth)},
     }
 
 

@@ -14,6 +14,7 @@ import polars as pl
 from fairdistill.models.evaluation.embedding import nearest_neighbours, subsample_rows
 
 DEFAULT_MAX_ROWS = 5000
+DCR_HISTOGRAM_BINS = 30
 _LOW_QUANTILE = 0.05
 
 
@@ -26,18 +27,39 @@ def distance_to_closest_record(
 ) -> dict[str, float]:
     """Median and 5th percentile of synthetic→train and holdout→train nearest distances.
 
+    The summary (:func:`dcr_summary`) of :func:`closest_record_distances`.
+    """
+    return dcr_summary(*closest_record_distances(train_emb, synth_emb, holdout_emb, seed, max_rows))
+
+
+def closest_record_distances(
+    train_emb: np.ndarray,
+    synth_emb: np.ndarray,
+    holdout_emb: np.ndarray,
+    seed: int,
+    max_rows: int = DEFAULT_MAX_ROWS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distance from each synthetic row, and from each holdout row, to its closest training row.
+
     All embeddings come from one fitted :class:`Embedding`. The training rows are searched in
     full, as a subsample would hide the very copies this looks for; the synthetic and holdout
     rows asked about are at most ``max_rows`` each, drawn with ``default_rng(seed)``.
-    Ratios are synthetic over holdout (NaN when the holdout statistic is 0);
-    ``synthetic_share_below_holdout_p5`` is the share of synthetic rows closer to the training
-    data than the holdout's 5th percentile (about 0.05 for a generator that does not copy).
     """
     if not (train_emb.shape[0] and synth_emb.shape[0] and holdout_emb.shape[0]):
         raise ValueError("distance to closest record needs training, synthetic and holdout rows")
     rng = np.random.default_rng(seed)
     synthetic = _closest(train_emb, subsample_rows(synth_emb, max_rows, rng))
     holdout = _closest(train_emb, subsample_rows(holdout_emb, max_rows, rng))
+    return synthetic, holdout
+
+
+def dcr_summary(synthetic: np.ndarray, holdout: np.ndarray) -> dict[str, float]:
+    """Median and 5th percentile of both distance samples, and their ratios.
+
+    Ratios are synthetic over holdout (NaN when the holdout statistic is 0);
+    ``synthetic_share_below_holdout_p5`` is the share of synthetic rows closer to the training
+    data than the holdout's 5th percentile (about 0.05 for a generator that does not copy).
+    """
     summary = {
         "synthetic_median": float(np.median(synthetic)),
         "synthetic_p5": float(np.quantile(synthetic, _LOW_QUANTILE)),
@@ -48,6 +70,23 @@ def distance_to_closest_record(
     summary["p5_ratio"] = _ratio(summary["synthetic_p5"], summary["holdout_p5"])
     summary["synthetic_share_below_holdout_p5"] = float((synthetic < summary["holdout_p5"]).mean())
     return summary
+
+
+def dcr_histogram(
+    synthetic: np.ndarray, holdout: np.ndarray, bins: int = DCR_HISTOGRAM_BINS
+) -> dict[str, list[float]]:
+    """Row counts of both distance samples over shared bins, for a report to plot.
+
+    The bins span 0 to the larger of the two 99th percentiles; farther distances count in the
+    last bin, so a few outliers cannot squeeze every other row into the first one.
+    """
+    upper = max(float(np.quantile(synthetic, 0.99)), float(np.quantile(holdout, 0.99)))
+    edges = np.linspace(0.0, upper if upper > 0 else 1.0, bins + 1)
+
+    def counts(distances: np.ndarray) -> list[float]:
+        return np.histogram(np.minimum(distances, edges[-1]), bins=edges)[0].astype(float).tolist()
+
+    return {"edges": edges.tolist(), "synthetic": counts(synthetic), "holdout": counts(holdout)}
 
 
 def exact_copy_rate(train: pl.DataFrame, other: pl.DataFrame) -> float:

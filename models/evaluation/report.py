@@ -17,6 +17,12 @@ several; ``<family>`` a classifier family; ``<col>`` a column):
 - ``privacy.dcr.<statistic>``, ``privacy.exact_copy_rate`` (synthetic rows that copy a training
   row) and ``privacy.holdout_exact_copy_rate`` (the same for the real test rows: the baseline).
 
+Tables (plain lists and dicts, JSON-ready) hold what a report shows beyond the metrics:
+``label_parity``, ``utility`` (per-group rates of every protocol), ``fidelity`` (the
+alpha/beta curves, per-column distances, ``marginal_histograms`` of every column and both
+``association`` matrices), ``privacy`` (the DCR summary and ``dcr_histogram``, row counts of the
+synthetic and holdout distances over shared bins), ``timings_s`` and ``sampling``.
+
 Sampling: the sample-level fidelity metrics use at most ``max_rows`` real training and synthetic
 rows, and DCR at most ``max_rows`` synthetic and test rows against the full training data (see
 ``fidelity.py`` and ``privacy.py``); classifiers, marginals, associations and exact copies use
@@ -50,8 +56,14 @@ from fairdistill.models.evaluation.fidelity import (
     correlation_difference,
     density_coverage,
     marginal_distances,
+    marginal_histograms,
 )
-from fairdistill.models.evaluation.privacy import distance_to_closest_record, exact_copy_rate
+from fairdistill.models.evaluation.privacy import (
+    closest_record_distances,
+    dcr_histogram,
+    dcr_summary,
+    exact_copy_rate,
+)
 from fairdistill.models.evaluation.utility import (
     FAMILIES,
     UTILITY_METRICS,
@@ -188,6 +200,7 @@ def _record_fidelity(
     faithful = alpha_precision_beta_recall_authenticity(real_emb, synth_emb, seed, max_rows)
     density = density_coverage(real_emb, synth_emb, seed=seed, max_rows=max_rows)
     marginals = marginal_distances(real_train, synthetic, spec)
+    histograms = marginal_histograms(real_train, synthetic, spec)
     association = correlation_difference(real_train, synthetic, spec)
     for name in ("alpha_precision", "beta_recall", "authenticity"):
         result.metrics[metric_name("fidelity", name)] = faithful[name]
@@ -203,6 +216,7 @@ def _record_fidelity(
         "alpha_precision_beta_recall": faithful,
         "density_coverage": density,
         "marginals": marginals,
+        "marginal_histograms": histograms,
         "association": association.as_table(),
     }
 
@@ -230,10 +244,13 @@ def _record_distances(
     seed: int,
     max_rows: int,
 ) -> None:
-    dcr = distance_to_closest_record(train_emb, synth_emb, test_emb, seed, max_rows)
+    synthetic, holdout = closest_record_distances(train_emb, synth_emb, test_emb, seed, max_rows)
+    dcr = dcr_summary(synthetic, holdout)
     for name, value in dcr.items():
         result.metrics[metric_name("privacy", "dcr", name)] = value
-    result.tables.setdefault("privacy", {})["dcr"] = dcr
+    privacy = result.tables.setdefault("privacy", {})
+    privacy["dcr"] = dcr
+    privacy["dcr_histogram"] = dcr_histogram(synthetic, holdout)
 
 
 def _positive_rate(frame: pl.DataFrame, spec: DatasetSpec) -> float:
