@@ -185,7 +185,8 @@ def print_summary(summary: Any) -> None:
         *(f"  {name:<40} {value:.4f}" for name, value in summary.headline.items()),
         f"  synthetic data : {published.data}",
         f"  manifest       : {published.manifest}",
-        f"  report         : {published.report}",
+        f"  report         : {published.report_html}",
+        f"  report (text)  : {published.report}",
         f"  MLflow run     : {summary.mlflow_run_id}",
         "Open the MLflow UI with:",
         f"  mlflow ui --backend-store-uri {redact_uri(settings.tracking_uri)} --host 127.0.0.1",
@@ -270,6 +271,32 @@ def inspect(
         return
     if write is None:
         typer.echo(text)
+
+
+@app.command()
+def report(
+    run: Annotated[
+        str,
+        typer.Argument(
+            help="The MLflow run id printed by 'fairdistill run', or a published run's "
+            "folder or manifest.json."
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="HTML file to write (default: <run name>-report.html)."),
+    ] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Render a run's HTML report again from what MLflow recorded, e.g. for an audit."""
+    try:
+        from fairdistill.tasks.report_data import rerender_report
+
+        path = rerender_report(run, output, load_settings().tracking_uri)
+    except Exception as error:
+        fail(error, debug=debug)
+        return
+    typer.echo(f"report: {path}")
 
 
 @app.command()

@@ -8,6 +8,7 @@ the gates. Each stage is a Prefect task and an MLflow child run; stages pass ref
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +18,8 @@ from prefect.logging import get_run_logger
 from pydantic import BaseModel, ConfigDict
 
 from fairdistill.flows.config import RunConfig
-from fairdistill.flows.settings import load_settings
+from fairdistill.flows.settings import load_settings, redact_uri
+from fairdistill.flows.task_runner import build_task_runner, gpu_resources
 from fairdistill.tasks.distill_student import distill_student
 from fairdistill.tasks.evaluate import evaluate
 from fairdistill.tasks.generate import generate
@@ -52,7 +54,13 @@ class StageRunner:
         self.reused: list[str] = []
 
     def run(self, stage: Task[..., Any], *arguments: Any) -> Any:
-        state = stage(*arguments, return_state=True)
+        # Submitting (rather than calling) lets a Dask task runner place the stage; the
+        # GPU annotation keeps gpu-tagged stages on workers that advertise a GPU.
+        placement = gpu_resources() if "gpu" in stage.tags else contextlib.nullcontext()
+        with placement:
+            future = stage.submit(*arguments)
+        future.wait()
+        state = future.state
         if state.name == "Cached":
             self.reused.append(stage.name)
         return state.result()
@@ -63,7 +71,12 @@ def make_run_name(config: RunConfig, run_id: str) -> str:
     return f"{config.dataset_label}-{stamp}-{run_id[:8]}"
 
 
-@flow(name="regenerate_fair_dataset", log_prints=True, validate_parameters=True)
+@flow(
+    name="regenerate_fair_dataset",
+    log_prints=True,
+    validate_parameters=True,
+    task_runner=build_task_runner(load_settings().dask_address),
+)
 def regenerate_fair_dataset(config: RunConfig) -> RunSummary:
     """Validate, prepare, train the teacher, distill the student, generate, evaluate, publish."""
     logger = get_run_logger()
@@ -80,7 +93,7 @@ def regenerate_fair_dataset(config: RunConfig) -> RunSummary:
     ) as parent:
         run_id = parent.info.run_id
         run_name = config.run_name or make_run_name(config, run_id)
-        logger.info("MLflow run %s (%s) at %s", run_id, run_name, settings.tracking_uri)
+        logger.info("MLflow run %s (%s) at %s", run_id, run_name, redact_uri(settings.tracking_uri))
         try:
             log_params(flatten("", config))
             mlflow.set_tag("fairdistill.run_name", run_name)
@@ -120,7 +133,7 @@ def regenerate_fair_dataset(config: RunConfig) -> RunSummary:
         run_name=run_name,
         flow_run_id=str(flow_run_id) if flow_run_id else None,
         mlflow_run_id=run_id,
-        tracking_uri=settings.tracking_uri,
+        tracking_uri=redact_uri(settings.tracking_uri),
         published=published,
         headline=evaluation.headline,
     )

@@ -26,6 +26,7 @@ _QUIET_ENVIRONMENT = {
     "DO_NOT_TRACK": "true",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     "GX_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "60",
     "PREFECT_LOGGING_LOG_PRINTS": "true",
@@ -38,6 +39,7 @@ class Settings:
     home: Path
     tracking_uri: str
     prefect_home: Path
+    dask_address: str | None = None
 
     @property
     def work_root(self) -> Path:
@@ -56,7 +58,10 @@ def load_settings() -> Settings:
     home = Path(os.environ.get(HOME_VARIABLE, DEFAULT_HOME)).expanduser().resolve()
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
     prefect_home = Path(os.environ.get("PREFECT_HOME", str(home / "prefect")))
-    return Settings(home=home, tracking_uri=tracking_uri, prefect_home=prefect_home)
+    dask_address = os.environ.get("FAIRDISTILL_DASK_ADDRESS") or None
+    return Settings(
+        home=home, tracking_uri=tracking_uri, prefect_home=prefect_home, dask_address=dask_address
+    )
 
 
 def prepare_environment(settings: Settings) -> None:

@@ -39,7 +39,7 @@ class StudentConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    hidden: tuple[int, ...] = Field(default=(64,), description="Student encoder widths.")
+    hidden: tuple[int, ...] = Field(default=(32,), description="Student encoder widths.")
     epochs: int = Field(default=20, ge=1)
     batch_size: int = Field(default=512, ge=16, le=65_536)
     learning_rate: float = Field(default=3e-3, gt=0.0, le=1.0)

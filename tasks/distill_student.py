@@ -26,6 +26,7 @@ from fairdistill.tasks.train_teacher import (
     log_latent_fairness,
     serving_example,
 )
+from fairdistill.tasks.training_record import record_training
 
 
 def load_teacher(teacher: TrainedModel, device: str = "cpu") -> FairVAE:
@@ -46,7 +47,7 @@ def distill_student(
         checkpoint = EpochCheckpoint.for_stage(
             context, "distill_student", config, prepared, teacher
         )
-        student, _ = fit_student(
+        student, history = fit_student(
             teacher_model,
             table,
             codec.blocks,
@@ -61,6 +62,7 @@ def distill_student(
         checkpoint.clear()
         student = student.to("cpu")
         log_latent_fairness(student, table, codec, config.seed)
+        record_training(context, "student", student, table, codec, config.seed, history)
         parameters = parameter_count(student)
         log_metrics(
             {

@@ -21,6 +21,7 @@ from fairdistill.tasks.policy import TRANSIENT_RETRIES
 from fairdistill.tasks.prepare import PreparedData
 from fairdistill.tasks.storage import Ref, read_json, read_parquet
 from fairdistill.tasks.tracking import StageContext, flatten, log_metrics, log_params, stage_run
+from fairdistill.tasks.training_record import record_training
 
 EXAMPLE_ROWS = 5
 
@@ -81,7 +82,7 @@ def train_teacher(config: RunConfig, context: StageContext, prepared: PreparedDa
         device = resolve_device(config.device)
         log_params({**flatten("teacher", config.teacher), "device": str(device)})
         checkpoint = EpochCheckpoint.for_stage(context, "train_teacher", config, prepared)
-        model, _ = fit_teacher(
+        model, history = fit_teacher(
             table,
             codec.blocks,
             codec.sensitive_level_counts,
@@ -95,6 +96,7 @@ def train_teacher(config: RunConfig, context: StageContext, prepared: PreparedDa
         checkpoint.clear()
         model = model.to("cpu")
         log_latent_fairness(model.encoder, table, codec, config.seed)
+        record_training(context, "teacher", model.encoder, table, codec, config.seed, history)
         counts = {
             "parameters": parameter_count(model),
             "encoder_parameters": parameter_count(model.encoder),

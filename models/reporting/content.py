@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from fairdistill.models.evaluation.fairness import INTERSECTION
 from fairdistill.models.reporting.data import (
     Association,
     DistanceHistogram,
@@ -107,10 +108,19 @@ def _sort_low(value: float) -> float:
 
 
 def group_fairness(
-    tables: Mapping[str, Any], groupings: Sequence[str], classifier: str
+    tables: Mapping[str, Any],
+    privileged: Mapping[str, Sequence[str]],
+    classifier: str,
 ) -> list[GroupFairness]:
-    """Per grouping: label rates in the data, prediction rates and parity ratios per protocol."""
+    """Per grouping: label rates in the data, prediction rates and parity ratios per protocol.
+
+    ``privileged`` maps each sensitive attribute to its privileged values, in the spec's
+    order; with several attributes their intersection follows them.
+    """
     parity = tables["label_parity"]
+    groupings = list(privileged)
+    if len(groupings) > 1:
+        groupings.append(INTERSECTION)
     sections = []
     for grouping in groupings:
         per_protocol = {p: _fairness_of(tables, classifier, p).get(grouping, {}) for p in PROTOCOLS}
@@ -121,9 +131,12 @@ def group_fairness(
         sections.append(
             GroupFairness(
                 attribute=grouping,
+                definition=_definition(grouping, privileged),
                 groups=groups,
                 label_rate={
-                    source: {g: float(v) for g, v in parity[source][grouping]["positive_rate"].items()}
+                    source: {
+                        g: float(v) for g, v in parity[source][grouping]["positive_rate"].items()
+                    }
                     for source in ("real", "synthetic")
                 },
                 rows={
@@ -143,6 +156,16 @@ def group_fairness(
             )
         )
     return sections
+
+
+def _definition(grouping: str, privileged: Mapping[str, Sequence[str]]) -> str:
+    if grouping == INTERSECTION:
+        return (
+            "Every combination of the attributes' groups: a row's group on each attribute, "
+            "joined by |."
+        )
+    values = ", ".join(str(value) for value in privileged[grouping])
+    return f"privileged: {grouping} is {values}; unprivileged: any other value, missing included."
 
 
 def utility_scores(tables: Mapping[str, Any]) -> dict[str, dict[str, dict[str, float]]]:

@@ -51,6 +51,7 @@ class GroupFairness:
     """
 
     attribute: str
+    definition: str
     groups: list[str]
     label_rate: dict[str, dict[str, float]]
     rows: dict[str, dict[str, int]]
