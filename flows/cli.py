@@ -300,6 +300,57 @@ def report(
 
 
 @app.command()
+def verify(
+    manifest: Annotated[Path, typer.Argument(help="manifest.json of a published run folder.")],
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option("--tracking-uri", help="MLflow to check against (default: the recorded one)."),
+    ] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Re-hash a published dataset and check it against its manifest and MLflow record."""
+    try:
+        from fairdistill.tasks.audit import verify as verify_manifest
+
+        result = verify_manifest(manifest, tracking_uri=tracking_uri)
+    except Exception as error:
+        fail(error, debug=debug)
+        return
+    for check in result.checks:
+        typer.echo(f"ok       {check}")
+    for mismatch in result.mismatches:
+        typer.echo(f"MISMATCH {mismatch}", err=True)
+    if not result.ok:
+        typer.echo(f"error: {len(result.mismatches)} mismatch(es) in {manifest}", err=True)
+        raise typer.Exit(4)
+    typer.echo(f"verified: {manifest} matches its data and its MLflow record.")
+
+
+@app.command()
+def reproduce(
+    manifest: Annotated[Path, typer.Argument(help="manifest.json of a published run folder.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Where to publish the rerun (default: temp).")
+    ] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Rerun the recorded pipeline from the recorded input, config and seed; compare bytes."""
+    try:
+        from fairdistill.tasks.audit import reproduce as reproduce_run
+
+        result = reproduce_run(manifest, output=output)
+    except Exception as error:
+        fail(error, debug=debug)
+        return
+    typer.echo(f"recorded   sha256 {result.recorded_sha256}")
+    typer.echo(f"reproduced sha256 {result.reproduced_sha256} ({result.reproduced_folder})")
+    if not result.identical:
+        typer.echo("error: the rerun is NOT byte-identical to the published data", err=True)
+        raise typer.Exit(4)
+    typer.echo("reproduced: byte-identical.")
+
+
+@app.command()
 def datasets() -> None:
     """List the bundled datasets."""
     from fairdistill.data import BUNDLED_DATASETS, bundled_dataset

@@ -79,3 +79,7 @@ class QualityGateError(FairdistillError):
 
 class CheckpointError(FairdistillError):
     """A stored model or checkpoint failed its integrity check."""
+
+
+class RegistryError(FairdistillError):
+    """A model registry request names a model, version or alias that cannot be used."""

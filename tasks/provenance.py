@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+
+import mlflow
 
 # The packages whose versions change what a run produces or how it is checked.
 RECORDED_PACKAGES = (
@@ -54,3 +58,14 @@ def code_version() -> dict[str, str | bool | None]:
     commit = _git("rev-parse", "HEAD") if (_SOURCE_ROOT / ".git").exists() else None
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no")) if commit else None
     return {"package": metadata.version("fairdistill"), "git_commit": commit, "git_dirty": dirty}
+
+
+def lock_digest() -> str | None:
+    """sha256 of the constraints file the environment was installed from, in a checkout."""
+    lock = _SOURCE_ROOT / "constraints.txt"
+    return hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else None
+
+
+def run_started_at(run_id: str) -> str:
+    started = mlflow.MlflowClient().get_run(run_id).info.start_time
+    return datetime.fromtimestamp(started / 1000, tz=UTC).isoformat()

@@ -33,16 +33,23 @@ from fairdistill.models.errors import OutputError, QualityGateError
 from fairdistill.models.gates import GateDecision, evaluate_gates
 from fairdistill.tasks.evaluate import EvaluationOutcome
 from fairdistill.tasks.generate import SyntheticData
+from fairdistill.tasks.model_card import render_model_card
 from fairdistill.tasks.prepare import PreparedData, read_spec
-from fairdistill.tasks.provenance import code_version, package_versions
+from fairdistill.tasks.provenance import (
+    code_version,
+    lock_digest,
+    package_versions,
+    run_started_at,
+)
 from fairdistill.tasks.report_data import REPORT_HTML_FILE, RunInputs, log_run_report
-from fairdistill.tasks.storage import read_bytes, sha256_bytes
+from fairdistill.tasks.storage import read_bytes, read_json, sha256_bytes
 from fairdistill.tasks.tracking import StageContext, log_metrics, stage_run
 from fairdistill.tasks.train_teacher import TrainedModel
 from fairdistill.tasks.validate import ValidatedInput
 
 DATA_FILE = "synthetic.parquet"
 MANIFEST_FILE = "manifest.json"
+MODEL_CARD_FILE = "model_card.md"
 REPORT_FILE = "report.md"
 LATEST_LINK = "latest"
 PARTIAL_MARKER = ".partial-"
@@ -252,6 +259,13 @@ def build_manifest(
         "seed": config.seed,
         "code_version": code_version(),
         "packages": package_versions(),
+        "environment_lock_sha256": lock_digest(),
+        "started_at": run_started_at(context.parent_run_id),
+        "validation": {
+            "success": True,
+            "gx_result_sha256": validated.validation.sha256,
+            "gx_result": read_json(validated.validation),
+        },
         "split": {"train_rows": prepared.train_rows, "test_rows": prepared.test_rows},
         "mlflow": {
             "tracking_uri": redact_uri(context.tracking_uri),
@@ -330,17 +344,18 @@ def publish(
             decisions,
             output,
         )
+        companions = {
+            REPORT_FILE: report,
+            REPORT_HTML_FILE: run_report.html.encode("utf-8"),
+            MODEL_CARD_FILE: render_model_card(manifest).encode("utf-8"),
+        }
+        manifest["files"] = {name: sha256_bytes(content) for name, content in companions.items()}
         manifest_text = _json_text(manifest).encode("utf-8")
         root = Path(output_root).resolve()
         folder = write_run_folder(
             root,
             run_name,
-            {
-                DATA_FILE: data,
-                REPORT_FILE: report,
-                REPORT_HTML_FILE: run_report.html.encode("utf-8"),
-                MANIFEST_FILE: manifest_text,
-            },
+            {DATA_FILE: data, **companions, MANIFEST_FILE: manifest_text},
             overwrite=config.overwrite,
         )
         mlflow.log_dict(manifest, MANIFEST_FILE)

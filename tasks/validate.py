@@ -54,6 +54,7 @@ class ValidatedInput(BaseModel):
     source: InputSource
     table: Ref
     spec: Ref
+    validation: Ref
     rows: int
 
 
@@ -109,8 +110,10 @@ def validate(config: RunConfig, context: StageContext, input_sha256: str | None)
         logger.info("validated %s: %d rows, %d columns", data_path.name, frame.height, frame.width)
         table = write_parquet(context.work_file("input.parquet"), frame)
         spec_ref = write_text(context.work_file("spec.yaml"), spec_to_yaml(spec))
-        write_json(context.work_file("validation.json"), report.gx_result)
-        return ValidatedInput(source=source, table=table, spec=spec_ref, rows=frame.height)
+        validation = write_json(context.work_file("validation.json"), report.gx_result)
+        return ValidatedInput(
+            source=source, table=table, spec=spec_ref, validation=validation, rows=frame.height
+        )
 
 
 def encoded_row_width(frame: pl.DataFrame, spec: DatasetSpec) -> int:

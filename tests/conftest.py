@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -45,3 +46,34 @@ def adult_frame() -> pl.DataFrame:
 def adult_sample(adult_frame: pl.DataFrame) -> pl.DataFrame:
     """3,000 Adult rows: enough for every stage and metric, small enough for seconds."""
     return adult_frame.sample(n=3000, seed=7)
+
+
+# Few epochs: the end-to-end tests check that every stage runs and is recorded, not quality.
+FAST_TRAINING = {"teacher": {"epochs": 3}, "student": {"epochs": 3}}
+
+
+@pytest.fixture(scope="session")
+def sample_input(tmp_path_factory: pytest.TempPathFactory, adult_sample: pl.DataFrame) -> dict:
+    """The Adult sample as a user's own parquet file with its spec beside it."""
+    from fairdistill.data import bundled_dataset
+
+    folder = tmp_path_factory.mktemp("input")
+    data = folder / "adult_sample.parquet"
+    adult_sample.write_parquet(data)
+    spec = folder / "adult.yaml"
+    shutil.copy(bundled_dataset("adult").spec_path, spec)
+    return {"data": str(data), "spec": str(spec)}
+
+
+@pytest.fixture(scope="session")
+def finished_run(sample_input: dict, tmp_path_factory: pytest.TempPathFactory):
+    """One real flow run (Prefect engine, MLflow SQLite store) shared by the slow tests."""
+    from fairdistill.flows.config import RunConfig
+    from fairdistill.flows.regenerate import regenerate_fair_dataset
+
+    output = tmp_path_factory.mktemp("published")
+    loose_gates = {"min_utility_ratio": None, "max_exact_copy_rate": None}
+    config = RunConfig.model_validate(
+        {**sample_input, **FAST_TRAINING, "output": str(output), "gates": loose_gates}
+    )
+    return regenerate_fair_dataset(config), output

@@ -157,8 +157,9 @@ class ReportData:
         return all(gate.passed for gate in self.gates)
 
     def to_json(self) -> str:
-        # NaN stays NaN (Python's json writes and reads it), so "not computed" survives.
-        return json.dumps(asdict(self), indent=1, sort_keys=True)
+        # NaN stays NaN (Python's json writes and reads it), so "not computed" survives;
+        # keys keep their order, which is the order the report shows them in.
+        return json.dumps(asdict(self), indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> ReportData:

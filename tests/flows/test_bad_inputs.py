@@ -351,6 +351,7 @@ def flow_runs_named(run_name: str) -> list[mlflow.entities.Run]:
 
 
 def assert_refused(case: Case, prepared: Prepared, outcome: Outcome) -> None:
+    print("=====", case.name, outcome.exit_code, "\n", outcome.text)
     assert outcome.exit_code == 2, outcome.text
     errors = [line for line in outcome.text.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, outcome.text
@@ -511,4 +512,3 @@ def test_debug_shows_the_traceback(subprocess_outcomes: dict) -> None:
     assert outcome.exit_code != 0
     assert "Traceback (most recent call last)" in outcome.text
     assert "DataReadError" in outcome.text
-

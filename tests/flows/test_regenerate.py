@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import mlflow
 import polars as pl
 import pytest
 
-from fairdistill.data import bundled_dataset
 from fairdistill.flows.config import RunConfig
 from fairdistill.flows.settings import load_settings
 from fairdistill.models.errors import QualityGateError
@@ -25,19 +23,8 @@ STAGES = {
     "evaluate",
     "publish",
 }
-FAST = {"teacher": {"epochs": 3}, "student": {"epochs": 3}}
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def sample_input(tmp_path_factory: pytest.TempPathFactory, adult_sample: pl.DataFrame) -> dict:
-    folder = tmp_path_factory.mktemp("input")
-    data = folder / "adult_sample.parquet"
-    adult_sample.write_parquet(data)
-    spec = folder / "adult.yaml"
-    shutil.copy(bundled_dataset("adult").spec_path, spec)
-    return {"data": str(data), "spec": str(spec)}
 
 
 def child_runs(parent_run_id: str) -> dict[str, mlflow.entities.Run]:
@@ -47,22 +34,6 @@ def child_runs(parent_run_id: str) -> dict[str, mlflow.entities.Run]:
         output_format="list",
     )
     return {run.data.tags["fairdistill.stage"]: run for run in runs}
-
-
-@pytest.fixture(scope="module")
-def finished_run(sample_input: dict, tmp_path_factory: pytest.TempPathFactory):
-    from fairdistill.flows.regenerate import regenerate_fair_dataset
-
-    output = tmp_path_factory.mktemp("published")
-    config = RunConfig.model_validate(
-        {
-            **sample_input,
-            **FAST,
-            "output": str(output),
-            "gates": {"min_utility_ratio": None, "max_exact_copy_rate": None},
-        }
-    )
-    return regenerate_fair_dataset(config), output
 
 
 def test_every_stage_is_a_finished_child_run_with_its_metrics(finished_run) -> None:
@@ -134,7 +105,8 @@ def test_a_missed_gate_publishes_nothing_and_fails_the_run(
     config = RunConfig.model_validate(
         {
             **sample_input,
-            **FAST,
+            "teacher": {"epochs": 3},
+            "student": {"epochs": 3},
             "output": str(tmp_path),
             "run_name": "gated",
             "gates": {"min_demographic_parity_ratio": 1.0},

@@ -225,7 +225,10 @@ def test_reconstruction_is_lower_for_a_better_prediction() -> None:
 
 def test_decoded_divergence_is_zero_for_identical_outputs_only() -> None:
     rng = torch.Generator().manual_seed(2)
-    first = {"params": torch.randn(4, 10, generator=rng), "logvar": torch.randn(4, 2, generator=rng)}
+    first = {
+        "params": torch.randn(4, 10, generator=rng),
+        "logvar": torch.randn(4, 2, generator=rng),
+    }
     second = {"params": torch.randn(4, 10, generator=rng), "logvar": first["logvar"]}
     assert decoded_divergence(first, first, BLOCKS).item() == pytest.approx(0.0, abs=1e-6)
     assert decoded_divergence(first, second, BLOCKS).item() > 0.1

@@ -217,7 +217,9 @@ def test_encode_latents_is_batched_without_changing_the_result(table) -> None:
 def test_probe_finds_leakage_and_reports_every_attribute() -> None:
     rng = np.random.default_rng(0)
     sensitive = np.stack([rng.integers(0, 2, 1000), rng.integers(0, 3, 1000)], axis=1)
-    leaky = np.concatenate([sensitive + rng.normal(0, 0.5, (1000, 2)), rng.normal(size=(1000, 2))], 1)
+    leaky = np.concatenate(
+        [sensitive + rng.normal(0, 0.5, (1000, 2)), rng.normal(size=(1000, 2))], 1
+    )
     clean = rng.normal(size=(1000, 4))
     leaked = probe_sensitive_auroc(leaky, sensitive, seed=0, names=["sex", "race"])
     assert set(leaked) == {"sex", "race", "intersection"}

@@ -8,10 +8,13 @@ import pytest
 
 from fairdistill.models.evaluation.embedding import fit_embedding
 from fairdistill.models.evaluation.fidelity import (
+    MISSING_LEVEL,
+    OTHER_LEVELS,
     alpha_precision_beta_recall_authenticity,
     correlation_difference,
     density_coverage,
     marginal_distances,
+    marginal_histograms,
 )
 from fairdistill.models.spec import DatasetSpec, complete_spec
 
@@ -122,6 +125,26 @@ def test_marginal_distances_on_known_shifts() -> None:
     emptied_result = marginal_distances(MIXED, emptied, MIXED_SPEC)
     assert math.isnan(emptied_result["ks"]["size"])
     assert emptied_result["missing_share_difference"]["size"] == pytest.approx(7 / 8)
+
+
+def test_marginal_histograms_share_bins_and_account_for_every_row() -> None:
+    changed = MIXED.with_columns(
+        pl.Series("colour", ["red", "green", "pink", "red", "red", "red", "red", "red"]),
+        pl.col("size").fill_null(20.0),
+    )
+    histograms = marginal_histograms(MIXED, changed, MIXED_SPEC, bins=4, max_levels=1)
+    assert set(histograms) == {"sex", "colour", "y", "size", "weight"}
+    colour = histograms["colour"]
+    # red is the most frequent real level; blue, green and pink are the rest; one real null.
+    assert colour["labels"] == ["red", OTHER_LEVELS, MISSING_LEVEL]
+    assert colour["real"] == [0.5, 0.375, 0.125]
+    assert colour["synthetic"] == [0.75, 0.25, 0.0]
+    size = histograms["size"]
+    assert size["kind"] == "numeric" and size["edges"][0] == 1.0 and size["edges"][-1] == 20.0
+    assert size["missing"] == {"real": 0.125, "synthetic": 0.0}
+    assert sum(size["real"]) + size["missing"]["real"] == pytest.approx(1.0)
+    assert sum(size["synthetic"]) == pytest.approx(1.0)
+    assert size["synthetic"][-1] == pytest.approx(1 / 8)
 
 
 def test_identical_frames_have_identical_associations() -> None:

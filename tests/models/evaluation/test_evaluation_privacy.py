@@ -6,7 +6,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from fairdistill.models.evaluation.privacy import distance_to_closest_record, exact_copy_rate
+from fairdistill.models.evaluation.privacy import (
+    closest_record_distances,
+    dcr_histogram,
+    dcr_summary,
+    distance_to_closest_record,
+    exact_copy_rate,
+)
 
 TRAIN = pl.DataFrame(
     {
@@ -69,3 +75,27 @@ def test_fresh_samples_sit_as_far_as_the_holdout() -> None:
     assert result["synthetic_share_below_holdout_p5"] < 0.12
     with pytest.raises(ValueError, match="needs"):
         distance_to_closest_record(TRAIN_EMB, fresh[:0], HOLDOUT_EMB, seed=0)
+
+
+def test_distances_and_their_summary_agree() -> None:
+    synthetic, holdout = closest_record_distances(TRAIN_EMB, TRAIN_EMB[:800], HOLDOUT_EMB, 0, 500)
+    assert synthetic.shape == (500,) and holdout.shape == (500,)
+    assert (synthetic == 0).all() and (holdout > 0).all()
+    assert dcr_summary(synthetic, holdout) == distance_to_closest_record(
+        TRAIN_EMB, TRAIN_EMB[:800], HOLDOUT_EMB, seed=0, max_rows=500
+    )
+
+
+def test_the_histogram_counts_every_row_on_shared_bins() -> None:
+    synthetic = np.array([0.0, 0.0, 0.5, 1.0, 2.0])
+    holdout = np.concatenate([np.linspace(0.1, 2.0, 99), [50.0]])
+    histogram = dcr_histogram(synthetic, holdout, bins=4)
+    edges = histogram["edges"]
+    assert len(edges) == 5 and edges[0] == 0.0
+    # The bins stop at the larger 99th percentile; the far outlier lands in the last bin.
+    assert edges[-1] == pytest.approx(float(np.quantile(holdout, 0.99)))
+    assert sum(histogram["synthetic"]) == 5 and sum(histogram["holdout"]) == 100
+    assert histogram["synthetic"][0] == 3
+    assert histogram["holdout"][-1] >= 1
+    copies = dcr_histogram(np.zeros(10), np.zeros(10), bins=3)
+    assert copies["edges"][-1] == 1.0 and copies["synthetic"] == [10.0, 0.0, 0.0]

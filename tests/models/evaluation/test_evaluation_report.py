@@ -76,6 +76,9 @@ def test_tables_are_plain_json(faithful_result: EvaluationResult) -> None:
     assert set(tables) >= {"utility", "label_parity", "fidelity", "privacy", "timings_s"}
     association = tables["fidelity"]["association"]
     assert len(association["real"]) == len(association["columns"])
+    histogram = tables["privacy"]["dcr_histogram"]
+    assert sum(histogram["synthetic"]) == sum(histogram["holdout"]) == 1500
+    assert set(tables["fidelity"]["marginal_histograms"]) == set(association["columns"])
     rates = tables["utility"]["gradient_boosting"]["tstr"]["fairness"]["sex"]
     assert 0 <= rates["positive_rate.unprivileged"] < rates["positive_rate.privileged"]
 
