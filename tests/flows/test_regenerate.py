@@ -98,8 +98,9 @@ def test_every_task_completed_in_prefect(finished_run) -> None:
 
 
 def test_a_missed_gate_publishes_nothing_and_fails_the_run(
-    sample_input: dict, tmp_path: Path
+    finished_run, sample_input: dict, tmp_path: Path
 ) -> None:
+    """Runs after ``finished_run`` on the same input and config, so stages are reused."""
     from fairdistill.flows.regenerate import regenerate_fair_dataset
 
     config = RunConfig.model_validate(
