@@ -1,8 +1,9 @@
 """Real datasets shipped with fairdistill, each with its spec and provenance.
 
 Each bundled dataset is a folder holding ``<name>.parquet``, ``spec.yaml`` and ``README.md``
-(source, licence, cleaning, sha256); ``data/build_datasets.py`` rebuilds them from the raw
-UCI files.
+(source, licence, cleaning, sha256); ``data/build_datasets.py`` rebuilds the tables from the
+raw UCI files and ``data/build_coloured_digits.py`` the coloured-digits images from
+scikit-learn's bundled digits.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from fairdistill.models.errors import ConfigError
 
-BUNDLED_DATASETS: tuple[str, ...] = ("adult", "german")
+BUNDLED_DATASETS: tuple[str, ...] = ("adult", "german", "coloured-digits")
 
 _DATA_DIR = Path(__file__).resolve().parent
 
@@ -25,7 +26,7 @@ class BundledDataset:
 
 
 def bundled_dataset(name: str) -> BundledDataset:
-    """The files of one bundled dataset, by name (``adult``, ``german``)."""
+    """The files of one bundled dataset, by name (``adult``, ``german``, ``coloured-digits``)."""
     if name not in BUNDLED_DATASETS:
         raise ConfigError(
             f"There is no bundled dataset named '{name}' "

@@ -188,6 +188,14 @@ def print_summary(summary: Any) -> None:
         f"  report         : {published.report_html}",
         f"  report (text)  : {published.report}",
         f"  MLflow run     : {summary.mlflow_run_id}",
+        *(
+            [
+                f"  registered     : {published.registry.model} version "
+                f"{published.registry.version} (alias {published.registry.alias})"
+            ]
+            if published.registry
+            else []
+        ),
         "Open the MLflow UI with:",
         f"  mlflow ui --backend-store-uri {redact_uri(settings.tracking_uri)} --host 127.0.0.1",
     ]
@@ -348,6 +356,41 @@ def reproduce(
         typer.echo("error: the rerun is NOT byte-identical to the published data", err=True)
         raise typer.Exit(4)
     typer.echo("reproduced: byte-identical.")
+
+
+@app.command()
+def promote(
+    model: Annotated[
+        str, typer.Option("--model", help="Registered model name: fairdistill-<dataset>.")
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why this version should serve (kept in the audit log).")
+    ],
+    version: Annotated[
+        int | None,
+        typer.Option("--version", help="Version to promote (default: the 'candidate' version)."),
+    ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option("--actor", help="Who approves (default: your user name)."),
+    ] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Move the model's 'champion' alias to a version, recording who, when and why."""
+    try:
+        from fairdistill.tasks.registry import promote as promote_version
+
+        move = promote_version(
+            model, version, reason=reason, actor=actor, tracking_uri=load_settings().tracking_uri
+        )
+    except Exception as error:
+        fail(error, debug=debug)
+        return
+    previous = f"version {move.from_version}" if move.from_version is not None else "no version"
+    typer.echo(
+        f"{move.model}@{move.alias}: {previous} -> version {move.to_version} "
+        f"(by {move.actor} at {move.at})"
+    )
 
 
 @app.command()

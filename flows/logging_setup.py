@@ -54,6 +54,8 @@ def _console_handlers() -> list[logging.Handler]:
 
 def configure_console(*, debug: bool) -> None:
     """Show tracebacks on the console only with ``debug``; safe to call repeatedly."""
+    # Great Expectations announces its temporary folders at INFO; only debugging needs that.
+    logging.getLogger("great_expectations").setLevel(logging.DEBUG if debug else logging.WARNING)
     for handler in _console_handlers():
         formatter = handler.formatter
         wrapped = isinstance(formatter, TracebackFreeFormatter)

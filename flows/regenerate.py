@@ -24,7 +24,8 @@ from fairdistill.tasks.distill_student import distill_student
 from fairdistill.tasks.evaluate import evaluate
 from fairdistill.tasks.generate import generate
 from fairdistill.tasks.prepare import prepare
-from fairdistill.tasks.publish import PublishedDataset, check_output_location, publish
+from fairdistill.tasks.publish import PublishedDataset, publish
+from fairdistill.tasks.run_folder import check_output_location
 from fairdistill.tasks.tracking import (
     StageContext,
     ensure_experiment,

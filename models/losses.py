@@ -47,8 +47,10 @@ def _double_centred(distances: Tensor) -> Tensor:
 def _distance_variance(distances: Tensor) -> Tensor:
     """mean(A * A) for the double-centred A of a symmetric matrix, without building A."""
     row_means = distances.mean(dim=1)
-    return (distances * distances).mean() - 2.0 * (row_means * row_means).mean() + (
-        distances.mean() ** 2
+    return (
+        (distances * distances).mean()
+        - 2.0 * (row_means * row_means).mean()
+        + (distances.mean() ** 2)
     )
 
 
@@ -83,35 +85,18 @@ def distance_correlation(x: Tensor, y: Tensor) -> Tensor:
     return torch.sqrt(squared.clamp(0.0, 1.0) + _SQRT_EPS) - math.sqrt(_SQRT_EPS)
 
 
-def _u_centred(distances: Tensor) -> Tensor:
-    """U-centred distance matrix (Szekely & Rizzo 2014): zero diagonal, unbiased products."""
-    n = distances.shape[0]
-    row_sums = distances.sum(dim=1, keepdim=True)
-    centred = (
-        distances
-        - row_sums / (n - 2)
-        - row_sums.T / (n - 2)
-        + distances.sum() / ((n - 1) * (n - 2))
-    )
-    return centred * (1.0 - torch.eye(n, dtype=distances.dtype, device=distances.device))
+def parity_gap(probability: Tensor, groups: Tensor) -> Tensor:
+    """Size-weighted standard deviation of the mean predicted probability across groups.
 
-
-def unbiased_distance_correlation_sq(x: Tensor, y: Tensor) -> Tensor:
-    """Bias-corrected squared distance correlation: mean 0 under independence (needs n > 3).
-
-    The V-statistic sits at a floor of about 0.1-0.2 for independent batches of a few
-    hundred rows, which a penalty cannot tell from real dependence; this estimator does not.
-    It can be slightly negative.
+    ``groups`` is a one-hot (n, g) matrix; 0 means every group gets the positive label at
+    the same rate (demographic parity). Empty groups are ignored.
     """
-    n = x.shape[0]
-    if n < 4:
-        return x.sum() * 0.0
-    a = _u_centred(_distances(x))
-    b = _u_centred(_distances(y))
-    scale = 1.0 / (n * (n - 3))
-    covariance = (a * b).sum() * scale
-    variance_product = ((a * a).sum() * scale).clamp_min(0.0) * ((b * b).sum() * scale).clamp_min(0.0)
-    return covariance / torch.sqrt(variance_product + _SQRT_EPS)
+    sizes = groups.sum(dim=0)
+    present = sizes > 0
+    rates = (groups * probability[:, None]).sum(dim=0)[present] / sizes[present]
+    weights = sizes[present] / sizes[present].sum()
+    overall = (weights * rates).sum()
+    return torch.sqrt((weights * (rates - overall) ** 2).sum() + _SQRT_EPS) - math.sqrt(_SQRT_EPS)
 
 
 def fairness_penalty(

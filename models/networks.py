@@ -9,6 +9,7 @@ rebuilt with :func:`module_from_state`.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -83,6 +84,10 @@ def register_architecture(cls: ModuleClass) -> ModuleClass:
 def build_from_architecture(architecture: Mapping[str, Any]) -> nn.Module:
     """Rebuild an untrained module from the dict its ``architecture()`` returned."""
     kind = architecture.get("kind")
+    if kind not in _BUILDERS:
+        # The teacher's composite module registers itself in a module that imports this
+        # one; load it on first need so a stored teacher rebuilds from any entry point.
+        importlib.import_module("fairdistill.models.teacher")
     if kind not in _BUILDERS:
         raise CheckpointError(
             f"Unknown model architecture {kind!r}",

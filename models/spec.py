@@ -9,16 +9,26 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from fairdistill.models.errors import SpecError
 
 ColumnType = Literal["categorical", "continuous", "integer"]
 ColumnRole = Literal["feature", "ignore"]
+Modality = Literal["tabular", "image"]
+# The values a spec's split column may hold.
+SPLIT_TRAIN, SPLIT_TEST = "train", "test"
 
 # A string column with more distinct values than this is treated as an identifier,
 # never one-hot encoded (30,000 one-hot columns would exhaust memory and leak rows).
@@ -74,6 +84,45 @@ class SensitiveAttribute(_Strict):
     )
 
 
+class ImageSpec(_Strict):
+    """How an image is stored in a table: one float column per pixel and channel.
+
+    The columns are named ``<column_prefix><channel>_<row>_<col>`` and ordered channel by
+    channel, row by row (the layout of a C x H x W array, flattened).
+    """
+
+    channels: int = Field(ge=1, le=16)
+    height: int = Field(ge=1, le=1024)
+    width: int = Field(ge=1, le=1024)
+    column_prefix: str = Field(default="pixel_", min_length=1)
+    min_value: float = Field(default=0.0, description="Smallest value a pixel may take.")
+    max_value: float = Field(default=1.0, description="Largest value a pixel may take.")
+
+    @model_validator(mode="after")
+    def _ordered_range(self) -> ImageSpec:
+        if self.max_value <= self.min_value:
+            raise ValueError("max_value must be above min_value")
+        return self
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.channels, self.height, self.width
+
+    @property
+    def pixel_columns(self) -> list[str]:
+        return [
+            f"{self.column_prefix}{channel}_{row}_{col}"
+            for channel in range(self.channels)
+            for row in range(self.height)
+            for col in range(self.width)
+        ]
+
+    def pixel_column_spec(self) -> ColumnSpec:
+        return ColumnSpec(
+            type="continuous", nullable=False, min=self.min_value, max=self.max_value
+        )
+
+
 class Provenance(_Strict):
     source: str | None = None
     licence: str | None = None
@@ -86,7 +135,10 @@ class DatasetSpec(_Strict):
 
     name: str
     description: str | None = None
-    modality: Literal["tabular"] = "tabular"
+    modality: Modality = "tabular"
+    image: ImageSpec | None = Field(
+        default=None, description="The pixel layout; required when modality is image."
+    )
     target: TargetSpec
     sensitive: tuple[SensitiveAttribute, ...] = Field(min_length=1)
     columns: dict[str, ColumnSpec] = Field(default_factory=dict)
@@ -94,6 +146,45 @@ class DatasetSpec(_Strict):
     min_group_rows: int = Field(default=20, ge=1)
     max_categories: int = Field(default=DEFAULT_MAX_CATEGORIES, ge=2)
     provenance: Provenance | None = None
+    split_column: str | None = Field(
+        default=None,
+        description=f"A column holding '{SPLIT_TRAIN}' or '{SPLIT_TEST}' per row: the data's "
+        "own train/test split, used instead of a random one. Never modelled.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _image_pixel_columns(cls, raw: Any) -> Any:
+        """An image spec declares its pixel columns through ``image``: every pixel column
+        not listed under ``columns`` is a non-null continuous feature within the pixel range,
+        so the data contract checks each of them without the spec listing hundreds."""
+        if not isinstance(raw, dict) or raw.get("modality") != "image":
+            return raw
+        try:
+            image = ImageSpec.model_validate(raw.get("image"))
+        except ValidationError:
+            return raw  # reported by the field's own validation
+        given = raw.get("columns") or {}
+        if not isinstance(given, dict):
+            return raw
+        pixel = image.pixel_column_spec()
+        pixels = {name: pixel for name in image.pixel_columns if name not in given}
+        return {**raw, "columns": {**given, **pixels}}
+
+    @model_validator(mode="after")
+    def _modality_fields(self) -> DatasetSpec:
+        if (self.modality == "image") != (self.image is not None):
+            raise ValueError("'image' (channels, height, width) goes with modality: image only")
+        if self.split_column is not None and self.split_column in (
+            self.target.column,
+            *self.sensitive_columns,
+            *self.columns,
+        ):
+            raise ValueError(
+                f"split_column '{self.split_column}' is also the target, a sensitive attribute "
+                "or a listed column; the split column is never modelled"
+            )
+        return self
 
     @field_validator("sensitive")
     @classmethod
@@ -238,7 +329,8 @@ def complete_spec(spec: DatasetSpec, frame: pl.DataFrame, *, source: str = "<dat
     it gives them.
     """
     present = set(frame.columns)
-    named = [spec.target.column, *spec.sensitive_columns, *spec.columns]
+    split = [spec.split_column] if spec.split_column else []
+    named = [spec.target.column, *spec.sensitive_columns, *split, *spec.columns]
     for name in named:
         if name not in present:
             raise SpecError(
@@ -252,7 +344,7 @@ def complete_spec(spec: DatasetSpec, frame: pl.DataFrame, *, source: str = "<dat
     columns = infer_columns(
         frame,
         spec.columns,
-        skip={spec.target.column, *spec.sensitive_columns},
+        skip={spec.target.column, *spec.sensitive_columns, *split},
         max_categories=spec.max_categories,
     )
     return spec.model_copy(update={"columns": columns})

@@ -1,9 +1,12 @@
-"""The seeded, stratified train/test split; the test part is never shown to a model."""
+"""The train/test split, seeded and stratified or the data's own; no model sees the test rows."""
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
+
+from fairdistill.models.errors import DataValidationError
+from fairdistill.models.spec import SPLIT_TEST, SPLIT_TRAIN
 
 
 def stratified_split(
@@ -29,3 +32,35 @@ def stratified_split(
         test_count = round(len(members) * test_fraction)
         test_mask[members[:test_count]] = True
     return frame.filter(pl.Series(~test_mask)), frame.filter(pl.Series(test_mask))
+
+
+def declared_split(frame: pl.DataFrame, column: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The data's own split: rows marked ``train`` and rows marked ``test`` in ``column``.
+
+    Some datasets are built with a test set that differs from the training set on purpose
+    (a bias present in training and absent in test); a random split would erase that.
+    """
+    values = frame.get_column(column).cast(pl.String)
+    allowed = [SPLIT_TRAIN, SPLIT_TEST]
+    unexpected = values.filter(~values.is_in(allowed) | values.is_null())
+    if unexpected.len():
+        examples = ", ".join(repr(value) for value in unexpected.unique().head(3).to_list())
+        raise DataValidationError(
+            f"The split column holds {unexpected.len()} values other than "
+            f"'{SPLIT_TRAIN}' and '{SPLIT_TEST}' (e.g. {examples})",
+            column=column,
+            rule="split-values",
+            hint=f"mark every row '{SPLIT_TRAIN}' or '{SPLIT_TEST}', or remove split_column "
+            "from the spec to split at random",
+        )
+    is_test = (values == SPLIT_TEST).to_numpy()
+    for name, count in ((SPLIT_TRAIN, int((~is_test).sum())), (SPLIT_TEST, int(is_test.sum()))):
+        if count == 0:
+            raise DataValidationError(
+                f"No row is marked '{name}' in the split column",
+                column=column,
+                rule="split-values",
+                hint="both parts of the split need rows",
+            )
+    mask = pl.Series(is_test)
+    return frame.filter(~mask), frame.filter(mask)

@@ -69,8 +69,8 @@ def joint_one_hot(sensitive: np.ndarray, levels: Sequence[int]) -> np.ndarray:
     Every intersection is its own category at equal distance from the others, so a
     dependence penalty on it covers the attributes jointly, interactions included.
     """
-    _, compact = np.unique(joint_group_index(sensitive, levels), return_inverse=True)
-    return np.eye(int(compact.max()) + 1, dtype=np.float32)[compact]
+    groups, compact = np.unique(joint_group_index(sensitive, levels), return_inverse=True)
+    return np.eye(max(len(groups), 1), dtype=np.float32)[compact]
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""prepare: split real data into train and a held-out test set, and fit the codec."""
+"""prepare: split real data into train and a held-out test set, and fit the codec.
+
+The split is random and stratified, unless the spec names a split column: then the data's
+own split is kept (a dataset may be built with a test set unlike its training set).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,9 @@ from prefect import task
 from pydantic import BaseModel, ConfigDict
 
 from fairdistill.flows.config import RunConfig
-from fairdistill.models.codec import TabularCodec
+from fairdistill.models.modality import fit_codec
 from fairdistill.models.spec import DatasetSpec, parse_spec
-from fairdistill.models.splitting import stratified_split
+from fairdistill.models.splitting import declared_split, stratified_split
 from fairdistill.tasks.caching import STAGE_CACHE
 from fairdistill.tasks.policy import TRANSIENT_RETRIES
 from fairdistill.tasks.storage import Ref, read_bytes, read_parquet, write_json, write_parquet
@@ -38,10 +42,15 @@ def prepare(config: RunConfig, context: StageContext, validated: ValidatedInput)
     with stage_run(context, "prepare"):
         spec = read_spec(validated.spec)
         frame = read_parquet(validated.table)
-        strata = [spec.target.column, *spec.sensitive_columns]
-        train, test = stratified_split(frame, strata, config.prepare.test_fraction, config.seed)
-        codec = TabularCodec.fit(train, spec)
-        log_params({"test_fraction": config.prepare.test_fraction, "seed": config.seed})
+        if spec.split_column:
+            train, test = declared_split(frame, spec.split_column)
+            log_params({"split_column": spec.split_column, "seed": config.seed})
+        else:
+            strata = [spec.target.column, *spec.sensitive_columns]
+            fraction = config.prepare.test_fraction
+            train, test = stratified_split(frame, strata, fraction, config.seed)
+            log_params({"test_fraction": fraction, "seed": config.seed})
+        codec = fit_codec(train, spec)
         log_metrics(
             {"train_rows": train.height, "test_rows": test.height, "encoded_dim": codec.feature_dim}
         )

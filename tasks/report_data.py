@@ -121,7 +121,7 @@ def gather_report_data(inputs: RunInputs, decisions: list[GateDecision]) -> Repo
         run_name=inputs.run_name,
         dataset=spec.name,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        gates=[GateResult(**decision.as_dict()) for decision in decisions],  # type: ignore[arg-type]
+        gates=[_gate_result(decision) for decision in decisions],
         headlines=content.headlines(tables, metrics, classifier, spec.target.column),
         fairness_classifier=classifier,
         fairness=content.group_fairness(
@@ -136,6 +136,18 @@ def gather_report_data(inputs: RunInputs, decisions: list[GateDecision]) -> Repo
         distances=content.distance_histogram(tables["privacy"]),
         models=models,
         provenance=_provenance(inputs, spec, decisions, models),
+    )
+
+
+def _gate_result(decision: GateDecision) -> GateResult:
+    return GateResult(
+        gate=decision.gate,
+        metric=decision.metric,
+        comparison=decision.comparison,
+        threshold=decision.threshold,
+        value=decision.value,
+        passed=decision.passed,
+        margin=decision.margin,
     )
 
 

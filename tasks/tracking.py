@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,7 +73,7 @@ def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
 def stage_run(context: StageContext, stage: str) -> Iterator[mlflow.ActiveRun]:
     """A child run of the flow's parent run; marked FAILED, with the reason, on error."""
     mlflow.set_tracking_uri(context.tracking_uri)
-    tags = {"fairdistill.stage": stage}
+    tags = {"fairdistill.stage": stage, "fairdistill.worker": worker_identity()}
     if context.flow_run_id:
         tags["prefect.flow_run_id"] = context.flow_run_id
     run = mlflow.start_run(
@@ -88,6 +91,22 @@ def stage_run(context: StageContext, stage: str) -> Iterator[mlflow.ActiveRun]:
         raise
     else:
         mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
+
+
+def worker_identity() -> str:
+    """The Dask worker running this stage (its address), else this host and process.
+
+    Recorded on every stage run, so an audit can tell where a GPU stage really ran.
+    """
+    # Only a process that imported distributed can be a Dask worker; importing it here
+    # would cost every other process a second.
+    distributed = sys.modules.get("distributed")
+    if distributed is not None:
+        try:
+            return str(distributed.get_worker().address)
+        except ValueError:
+            pass
+    return f"{socket.gethostname()} pid {os.getpid()}"
 
 
 def record_failure(run_id: str, error: BaseException) -> None:

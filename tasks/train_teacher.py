@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from fairdistill.flows.config import RunConfig
 from fairdistill.models.blocks import EncodedTable, one_hot_sensitive
-from fairdistill.models.codec import TabularCodec
+from fairdistill.models.modality import Codec, build_teacher, codec_from_dict
 from fairdistill.models.networks import parameter_count
 from fairdistill.models.teacher import encode_latents, probe_sensitive_auroc
 from fairdistill.models.teacher import train_teacher as fit_teacher
@@ -35,12 +35,12 @@ class TrainedModel(BaseModel):
     encoder_parameters: int
 
 
-def load_training_table(prepared: PreparedData) -> tuple[TabularCodec, EncodedTable]:
-    codec = TabularCodec.from_dict(read_json(prepared.codec))
+def load_training_table(prepared: PreparedData) -> tuple[Codec, EncodedTable]:
+    codec = codec_from_dict(read_json(prepared.codec))
     return codec, codec.encode(read_parquet(prepared.train))
 
 
-def serving_example(table: EncodedTable, codec: TabularCodec) -> torch.Tensor:
+def serving_example(table: EncodedTable, codec: Codec) -> torch.Tensor:
     rows = slice(0, EXAMPLE_ROWS)
     sensitive = one_hot_sensitive(table.sensitive[rows], codec.sensitive_level_counts)
     condition = encoder_condition(table.label[rows], sensitive)
@@ -48,7 +48,7 @@ def serving_example(table: EncodedTable, codec: TabularCodec) -> torch.Tensor:
 
 
 def log_latent_fairness(
-    encoder: torch.nn.Module, table: EncodedTable, codec: TabularCodec, seed: int
+    encoder: torch.nn.Module, table: EncodedTable, codec: Codec, seed: int
 ) -> dict[str, float]:
     """How much of each sensitive attribute a probe still reads from the latent."""
     latents = encode_latents(encoder, table, codec.sensitive_level_counts)
@@ -92,6 +92,7 @@ def train_teacher(config: RunConfig, context: StageContext, prepared: PreparedDa
             on_epoch=epoch_logger("train_teacher"),
             on_checkpoint=checkpoint.save,
             start_state=checkpoint.resume(),
+            build=lambda: build_teacher(codec, codec.sensitive_level_counts, config.teacher),
         )
         checkpoint.clear()
         model = model.to("cpu")

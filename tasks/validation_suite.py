@@ -24,7 +24,7 @@ import polars as pl
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
 from fairdistill.models.errors import DataValidationError
-from fairdistill.models.spec import ColumnSpec, DatasetSpec, complete_spec
+from fairdistill.models.spec import SPLIT_TEST, SPLIT_TRAIN, ColumnSpec, DatasetSpec, complete_spec
 
 FAIRDISTILL_CHECK_PREFIX = "fairdistill."
 CHECK_NUMERIC_TEXT = f"{FAIRDISTILL_CHECK_PREFIX}numeric_column_holds_text"
@@ -105,6 +105,14 @@ def build_expectation_suite(spec: DatasetSpec, name: str) -> gx.ExpectationSuite
                 column=column, notes="a sensitive attribute must be known for every row"
             )
         )
+    if spec.split_column:
+        expectations.append(
+            E.ExpectColumnValuesToBeInSet(
+                column=spec.split_column,
+                value_set=[SPLIT_TRAIN, SPLIT_TEST],
+                notes="split_column of the spec: every row is in the train or the test part",
+            )
+        )
     for column, column_spec in spec.columns.items():
         if column_spec.role == "feature":
             expectations += _feature_expectations(column, column_spec)
@@ -154,7 +162,10 @@ def _feature_expectations(column: str, column_spec: ColumnSpec) -> list[Any]:
 
 
 def _named_columns(spec: DatasetSpec) -> list[str]:
-    return list(dict.fromkeys([spec.target.column, *spec.sensitive_columns, *spec.columns]))
+    split = [spec.split_column] if spec.split_column else []
+    return list(
+        dict.fromkeys([spec.target.column, *spec.sensitive_columns, *split, *spec.columns])
+    )
 
 
 def _run_suite(frame: pl.DataFrame, suite: gx.ExpectationSuite) -> dict[str, Any]:
@@ -212,17 +223,17 @@ def validate_frame(frame: pl.DataFrame, spec: DatasetSpec, source: str) -> Valid
         statistics=statistics,
         gx_result=gx_result,
         suite=suite.to_json_dict(),
-        warnings=column_warnings(as_null, spec, completed),
+        warnings=column_warnings(as_null, completed),
     )
 
 
-def column_warnings(frame: pl.DataFrame, given: DatasetSpec, completed: DatasetSpec) -> list[str]:
-    """Columns the spec did not mention that are left out, and features with one value."""
+def column_warnings(frame: pl.DataFrame, completed: DatasetSpec) -> list[str]:
+    """Columns left out for a reason inferred from the data, and features with one value."""
     found = [
         f"column '{name}' is left out of the model and of the synthetic data: "
-        f"{completed.columns[name].reason} (list it in the spec to decide otherwise)"
+        f"{completed.columns[name].reason} (give it a role in the spec to decide otherwise)"
         for name in completed.ignored_columns
-        if name not in given.columns
+        if completed.columns[name].reason
     ]
     for name in completed.feature_columns:
         values = frame.get_column(name).drop_nulls()

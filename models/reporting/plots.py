@@ -310,5 +310,5 @@ def latent_chart(panels: Sequence[Mapping[str, Any]]) -> bytes:
         ax.set_xlabel(panel.get("x_label", "component 1"), fontsize=7)
         ax.set_ylabel(panel.get("y_label", "component 2"), fontsize=7)
         ax.tick_params(labelsize=7)
-        ax.legend(fontsize=7, markerscale=2.5, loc="best")
+        ax.legend(fontsize=7, markerscale=2.5, loc="upper right")
     return to_png(figure)

@@ -34,6 +34,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+# Imported here so Prefect binds its console to the real stderr, not to a CliRunner stream.
+import fairdistill.flows.regenerate  # noqa: F401
 from fairdistill.flows.cli import app
 from fairdistill.flows.settings import load_settings
 from fairdistill.models.codec import TabularCodec
@@ -351,7 +353,6 @@ def flow_runs_named(run_name: str) -> list[mlflow.entities.Run]:
 
 
 def assert_refused(case: Case, prepared: Prepared, outcome: Outcome) -> None:
-    print("=====", case.name, outcome.exit_code, "\n", outcome.text)
     assert outcome.exit_code == 2, outcome.text
     errors = [line for line in outcome.text.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, outcome.text
@@ -395,10 +396,13 @@ def console() -> Iterator[io.StringIO]:
 
 @pytest.fixture
 def shared_server(prefect_api_url: str) -> Iterator[None]:
+    from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings({PREFECT_API_URL: prefect_api_url}):
         yield
+        # Send this test's logs while the server is certain to be up.
+        APILogWorker.drain_all(timeout=10)
 
 
 def run_in_process(arguments: list[str], console: io.StringIO) -> Outcome:

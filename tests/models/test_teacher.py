@@ -73,7 +73,7 @@ def test_fairness_term_removes_the_sensitive_attribute_from_the_latent(table) ->
     data, blocks = table
     leakage = {}
     for beta in (0.0, 5.0):
-        config = FAST.model_copy(update={"beta": beta, "epochs": 25})
+        config = FAST.model_copy(update={"beta": beta, "epochs": 15})
         model, _ = train_teacher(data, blocks, LEVELS, config, seed=0)
         latents = encode_latents(model, data, LEVELS)
         auroc = probe_sensitive_auroc(latents, data.sensitive, seed=0)["attribute_0"]
@@ -81,9 +81,10 @@ def test_fairness_term_removes_the_sensitive_attribute_from_the_latent(table) ->
             torch.as_tensor(latents), torch.eye(2)[data.sensitive[:, 0]]
         ).item()
         leakage[beta] = (auroc, dcor)
-    assert leakage[0.0][0] > 0.8  # without the penalty the latent gives s away
-    assert leakage[5.0][0] < leakage[0.0][0] - 0.2
-    assert leakage[5.0][1] < leakage[0.0][1] - 0.1
+    assert leakage[0.0][0] > 0.7  # without the penalty the latent gives s away
+    assert leakage[5.0][0] < 0.6
+    assert leakage[5.0][0] < leakage[0.0][0] - 0.15
+    assert leakage[5.0][1] < 0.5 * leakage[0.0][1]
 
 
 def test_history_reports_every_term_for_every_epoch(table) -> None:
@@ -93,7 +94,7 @@ def test_history_reports_every_term_for_every_epoch(table) -> None:
         data, blocks, LEVELS, FAST, seed=0, on_epoch=lambda epoch, _: seen.append(epoch)
     )
     assert seen == [0, 1, 2, 3]
-    expected = {"loss", "reconstruction", "kl", "label", "dcor", "dcor_latent", "dcor_label"}
+    expected = {"loss", "reconstruction", "kl", "label", "fairness", "dcor", "parity_gap"}
     assert len(history) == 4
     for metrics in history:
         assert expected <= metrics.keys()
@@ -168,7 +169,7 @@ def test_equalized_odds_teacher_gives_the_label_head_the_sensitive_attribute(tab
     model, history = train_teacher(data, blocks, LEVELS, config, seed=0)
     assert model.label_head.in_dim == config.latent_dim + sum(LEVELS)
     assert np.isfinite(history[-1]["dcor"])
-    assert history[-1]["dcor_label"] == 0.0
+    assert history[-1]["parity_gap"] == 0.0
 
 
 def test_teacher_parts_implement_the_modality_agnostic_interface(table) -> None:

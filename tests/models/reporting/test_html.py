@@ -7,6 +7,7 @@ import io
 import json
 import math
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 
 import pytest
@@ -128,3 +129,18 @@ def test_the_markdown_headline_keeps_its_table_intact(report: ReportData) -> Non
     assert len(rows) == 1
     assert len(re.findall(r"(?<!\\)\|", rows[0])) == 6
     assert "0.610 (real)" in rows[0] and "0.930 (syn)" in rows[0]
+
+
+def test_a_tracking_server_gets_a_link_and_a_local_store_the_ui_command(
+    report: ReportData, figures: dict[str, bytes]
+) -> None:
+    served = replace(
+        report,
+        provenance=replace(report.provenance, tracking_uri="https://mlflow.example/a&b"),
+    )
+    assert (
+        '<a href="https://mlflow.example/a&amp;b/#/experiments/1/runs/parent-run">'
+        in render_html(served, figures)
+    )
+    local = render_html(report, figures)
+    assert "mlflow ui --backend-store-uri sqlite:///tmp/mlflow.db" in local

@@ -1,0 +1,112 @@
+"""The distilled student: small, close to the frozen teacher, and leaves the teacher untouched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fairdistill.models.blocks import EncodedTable, FeatureBlock
+from fairdistill.models.errors import ConfigError
+from fairdistill.models.networks import parameter_count
+from fairdistill.models.student import StudentConfig, build_student, distill_student
+from fairdistill.models.teacher import FairVAE, TeacherConfig, encode_latents, train_teacher
+
+LEVELS = [2, 3]
+
+
+def two_attribute_table(n: int = 1000, seed: int = 0) -> tuple[EncodedTable, list[FeatureBlock]]:
+    """Two sensitive attributes that both leak into the features, a label that needs u."""
+    rng = np.random.default_rng(seed)
+    sensitive = np.stack([rng.integers(0, 2, n), rng.integers(0, 3, n)], axis=1)
+    u = rng.normal(size=n)
+    continuous = np.stack(
+        [u + sensitive[:, 0], u - 0.5 * sensitive[:, 1], rng.normal(size=n) + u], axis=1
+    ).astype(np.float32)
+    kind = np.eye(4)[(u > 0).astype(int) + 2 * (sensitive[:, 1] > 0)]
+    features = np.concatenate([continuous, kind], axis=1).astype(np.float32)
+    label = (u + 0.5 * rng.normal(size=n) > 0).astype(np.int64)
+    blocks = [FeatureBlock(f"number_{i}", "continuous", i, 1) for i in range(3)]
+    blocks.append(FeatureBlock("kind", "categorical", 3, 4))
+    return EncodedTable(features, sensitive.astype(np.int64), label), blocks
+
+
+@pytest.fixture(scope="module")
+def setting() -> tuple[EncodedTable, list[FeatureBlock], FairVAE]:
+    table, blocks = two_attribute_table()
+    config = TeacherConfig(hidden=(64, 64), latent_dim=6, epochs=8, batch_size=128)
+    teacher, _ = train_teacher(table, blocks, LEVELS, config, seed=0)
+    return table, blocks, teacher
+
+
+FAST = StudentConfig(hidden=(16,), epochs=15, batch_size=128, learning_rate=1e-2)
+
+
+def test_default_student_is_at_most_a_quarter_of_the_teacher_encoder() -> None:
+    # An Adult-sized encoded table (about 100 columns) with the default teacher.
+    blocks = [FeatureBlock(f"c{i}", "continuous", i, 1) for i in range(6)]
+    blocks += [FeatureBlock(f"k{i}", "categorical", 6 + 10 * i, 10) for i in range(10)]
+    teacher = FairVAE.build(blocks, [2, 5], TeacherConfig())
+    student = build_student(teacher, StudentConfig())
+    assert parameter_count(student) <= 0.25 * parameter_count(teacher.encoder)
+    assert student.latent_dim == teacher.encoder.latent_dim
+
+
+def test_an_oversized_student_is_refused(setting) -> None:
+    _, _, teacher = setting
+    with pytest.raises(ConfigError, match="parameters"):
+        build_student(teacher, StudentConfig(hidden=(256, 256)))
+
+
+def test_student_latents_match_the_teacher_after_distillation(setting) -> None:
+    table, blocks, teacher = setting
+    target = encode_latents(teacher, table, LEVELS)
+    untrained = build_student(teacher, FAST)
+    student, history = distill_student(teacher, table, blocks, LEVELS, FAST, seed=0)
+    untrained_error = np.mean((encode_latents(untrained, table, LEVELS) - target) ** 2)
+    trained_error = np.mean((encode_latents(student, table, LEVELS) - target) ** 2)
+    assert trained_error < 0.1 * untrained_error
+    assert trained_error < 0.05 * np.mean(target**2)
+    assert history[-1]["quality"] < history[0]["quality"]
+    assert history[-1]["utility"] < history[0]["utility"]
+    assert {"loss", "quality", "utility"} <= history[-1].keys()
+
+
+def test_distillation_keeps_the_teacher_frozen_and_unchanged(setting) -> None:
+    table, blocks, teacher = setting
+    before = {name: tensor.clone() for name, tensor in teacher.state_dict().items()}
+    distill_student(teacher, table, blocks, LEVELS, FAST.model_copy(update={"epochs": 2}), seed=0)
+    after = teacher.state_dict()
+    assert all(torch.equal(before[name], after[name]) for name in before)
+    assert all(parameter.requires_grad for parameter in teacher.parameters())
+
+
+def test_distillation_is_deterministic_and_resumable(setting) -> None:
+    table, blocks, teacher = setting
+    config = FAST.model_copy(update={"epochs": 3})
+    states: list[dict[str, torch.Tensor]] = []
+    first, _ = distill_student(
+        teacher,
+        table,
+        blocks,
+        LEVELS,
+        config,
+        seed=5,
+        on_checkpoint=lambda _, tensors: states.append(tensors),
+    )
+    second, _ = distill_student(teacher, table, blocks, LEVELS, config, seed=5)
+    resumed, history = distill_student(
+        teacher, table, blocks, LEVELS, config, seed=5, start_state=states[0]
+    )
+    for name, tensor in first.state_dict().items():
+        assert torch.equal(tensor, second.state_dict()[name])
+        assert torch.equal(tensor, resumed.state_dict()[name])
+    assert len(history) == 3
+
+
+def test_utility_loss_alone_also_pulls_the_student_towards_the_teacher(setting) -> None:
+    table, blocks, teacher = setting
+    config = FAST.model_copy(update={"quality_weight": 0.0})
+    _, history = distill_student(teacher, table, blocks, LEVELS, config, seed=0)
+    assert history[-1]["utility"] < 0.5 * history[0]["utility"]
+    assert history[-1]["loss"] == pytest.approx(history[-1]["utility"])
