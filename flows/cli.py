@@ -344,8 +344,10 @@ def reproduce(
 ) -> None:
     """Rerun the recorded pipeline from the recorded input, config and seed; compare bytes."""
     try:
+        from fairdistill.flows.logging_setup import configure_console
         from fairdistill.tasks.audit import reproduce as reproduce_run
 
+        configure_console(debug=debug)
         result = reproduce_run(manifest, output=output)
     except Exception as error:
         fail(error, debug=debug)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from fairdistill.data import BUNDLED_DATASETS
+from fairdistill.data import BUNDLED_DATASETS, bundled_run_defaults
 from fairdistill.models.errors import ConfigError
 from fairdistill.models.gates import GateConfig
 from fairdistill.models.student import StudentConfig
@@ -94,6 +94,19 @@ class RunConfig(_Frozen):
     evaluate: EvaluateConfig = EvaluateConfig()
     gates: GateConfig = GateConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _bundled_dataset_defaults(cls, raw: Any) -> Any:
+        """A bundled dataset's recommended settings (its ``run.yaml``) fill what is unset.
+
+        The images of ``coloured-digits``, for one, need more and smaller training batches
+        than a table; a setting given in a config file or on the command line still wins.
+        """
+        if not isinstance(raw, dict) or raw.get("data") is not None:
+            return raw
+        name = raw.get("dataset", cls.model_fields["dataset"].default)
+        return fill_unset(bundled_run_defaults(name), raw)
+
     @model_validator(mode="after")
     def _data_and_spec_together(self) -> RunConfig:
         if self.data is not None and self.spec is None:
@@ -163,6 +176,17 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             hint="see 'fairdistill config-schema'",
         )
     return raw
+
+
+def fill_unset(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` with every key it lacks taken from ``defaults``, nested mappings merged."""
+    filled = dict(given)
+    for key, value in defaults.items():
+        if key not in filled:
+            filled[key] = value
+        elif isinstance(value, dict) and isinstance(filled[key], dict):
+            filled[key] = fill_unset(value, filled[key])
+    return filled
 
 
 def merge_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -29,7 +30,8 @@ class GateConfig(BaseModel):
     min_utility_ratio: float | None = Field(
         default=0.8,
         ge=0,
-        description="Minimum TSTR AUROC divided by TRTR AUROC (gradient boosting).",
+        description="Minimum TSTR AUROC divided by TRTR AUROC (gradient boosting, or the "
+        "first classifier family evaluated when gradient boosting was not).",
     )
     max_exact_copy_rate: float | None = Field(
         default=0.05,
@@ -75,10 +77,31 @@ def _decide(
     return GateDecision(gate, metric, comparison, threshold, value, passed)
 
 
+PREFERRED_FAMILY = "gradient_boosting"
+_UTILITY_RATIO = "auroc_ratio_to_trtr"
+
+
+def gated_family(metrics: Mapping[str, float]) -> str:
+    """The classifier family whose TSTR results the gates read.
+
+    Gradient boosting when it was evaluated (as tables are), else the first family the
+    metrics report (images are evaluated with families of their own, a CNN first).
+    """
+    families = [
+        key.split(".")[1]
+        for key in metrics
+        if key.startswith("tstr.") and key.endswith(f".{_UTILITY_RATIO}")
+    ]
+    if PREFERRED_FAMILY in families or not families:
+        return PREFERRED_FAMILY
+    return families[0]
+
+
 def evaluate_gates(
     metrics: dict[str, float], gates: GateConfig, sensitive_columns: list[str]
 ) -> list[GateDecision]:
     decisions: list[GateDecision] = []
+    family = gated_family(metrics)
     per_attribute = (
         (
             "min_demographic_parity_ratio",
@@ -91,10 +114,10 @@ def evaluate_gates(
         if threshold is None:
             continue
         for column in sensitive_columns:
-            metric = f"tstr.gradient_boosting.{column}.{name}"
+            metric = f"tstr.{family}.{column}.{name}"
             decisions.append(_decide(gate, metric, ">=", threshold, metrics.get(metric, math.nan)))
     if gates.min_utility_ratio is not None:
-        metric = "tstr.gradient_boosting.auroc_ratio_to_trtr"
+        metric = f"tstr.{family}.{_UTILITY_RATIO}"
         decisions.append(
             _decide(
                 "min_utility_ratio",

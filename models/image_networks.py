@@ -113,7 +113,7 @@ class ImageDecoder(nn.Module):
     """p(image | z, s): a distribution per pixel, decoded by transposed convolutions.
 
     ``bernoulli``: one logit per pixel, the cross-entropy of the pixel value in [0, 1] (the
-    usual likelihood for greyscale digits; sampling draws 0 or 1 per pixel).
+    usual likelihood of greyscale digits).
     ``gaussian``: a mean and a log-variance per pixel, as for the tabular continuous columns.
     Rows come back flat (C*H*W values), in the codec's order.
     """
@@ -191,15 +191,17 @@ class ImageDecoder(nn.Module):
     def sample(
         self, output: DecoderOutput, generator: torch.Generator, *, noise: bool = True
     ) -> Tensor:
+        """Images as flat rows in [0, 1].
+
+        Bernoulli: the mean, with or without ``noise``. The cross-entropy is the likelihood
+        of grey levels in [0, 1], and a grey level is the Bernoulli mean; drawing 0 or 1
+        per pixel would turn grey digits black and white (on the coloured digits the
+        coverage of the real images fell from 0.90 to 0.17 when it did). Gaussian: the
+        mean, plus the decoded noise when ``noise``, clipped to [0, 1].
+        """
         params = output["params"]
         if self.likelihood == "bernoulli":
-            mean = torch.sigmoid(params)
-            if not noise:
-                return mean
-            uniform = torch.rand(
-                mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
-            )
-            return (uniform < mean).to(mean.dtype)
+            return torch.sigmoid(params)
         if noise:
             draw = torch.randn(
                 params.shape, generator=generator, device=params.device, dtype=params.dtype

@@ -26,6 +26,10 @@ DecoderOutput = dict[str, Tensor]
 # exp(-5) ~ 0.007: a continuous column may be predicted almost exactly from z, but a
 # variance that collapses to zero would blow the likelihood (and its gradient) up.
 LOGVAR_FLOOR = -5.0
+# Continuous columns arrive as normal scores, so a standard deviation above e ~ 2.7 is
+# never right; without a ceiling, latents drawn far from the training codes decoded to
+# values in the thousands.
+LOGVAR_CEILING = 2.0
 # Encoder log-variances outside this range only arise from diverging training; clamping
 # keeps exp() finite instead of letting one bad batch produce inf.
 LATENT_LOGVAR_RANGE = (-12.0, 8.0)
@@ -64,7 +68,11 @@ class LatentDecoder(Protocol):
     def sample(
         self, output: DecoderOutput, generator: torch.Generator, *, noise: bool = True
     ) -> Tensor:
-        """Rows in encoded space drawn from ``output``; ``noise=False`` takes the mode/mean."""
+        """Rows in encoded space drawn from ``output``.
+
+        Discrete parts are always drawn; ``noise=False`` returns the mean of continuous
+        parts instead of adding the decoded observation noise.
+        """
         ...
 
     def architecture(self) -> dict[str, Any]: ...
@@ -182,7 +190,7 @@ class TabularDecoder(nn.Module):
         raw = self.net(torch.cat([z, sensitive], dim=1))
         params, raw_logvar = raw.split([self.output_dim, self.continuous_count], dim=1)
         # A soft floor keeps gradients alive where a hard clamp would cut them.
-        logvar = LOGVAR_FLOOR + F.softplus(raw_logvar - LOGVAR_FLOOR)
+        logvar = (LOGVAR_FLOOR + F.softplus(raw_logvar - LOGVAR_FLOOR)).clamp_max(LOGVAR_CEILING)
         return {"params": params, "logvar": logvar}
 
     def reconstruction_loss(self, output: DecoderOutput, x: Tensor) -> Tensor:
@@ -200,7 +208,7 @@ class TabularDecoder(nn.Module):
         for block in self.blocks:
             if block.kind == "categorical":
                 probs = torch.softmax(params[:, block.start : block.stop], dim=1)
-                rows[:, block.start : block.stop] = _sample_one_hot(probs, generator, noise)
+                rows[:, block.start : block.stop] = _sample_one_hot(probs, generator)
             else:
                 mean = params[:, block.start]
                 std = torch.exp(0.5 * output["logvar"][:, continuous])
@@ -233,15 +241,12 @@ class TabularDecoder(nn.Module):
         )
 
 
-def _sample_one_hot(probs: Tensor, generator: torch.Generator, noise: bool) -> Tensor:
+def _sample_one_hot(probs: Tensor, generator: torch.Generator) -> Tensor:
     """One-hot rows drawn from ``probs`` by inverting the CDF at one uniform per row."""
-    if noise:
-        uniform = torch.rand(
-            probs.shape[0], 1, generator=generator, device=probs.device, dtype=probs.dtype
-        )
-        index = (probs.cumsum(dim=1) < uniform).sum(dim=1).clamp_max(probs.shape[1] - 1)
-    else:
-        index = probs.argmax(dim=1)
+    uniform = torch.rand(
+        probs.shape[0], 1, generator=generator, device=probs.device, dtype=probs.dtype
+    )
+    index = (probs.cumsum(dim=1) < uniform).sum(dim=1).clamp_max(probs.shape[1] - 1)
     return F.one_hot(index, probs.shape[1]).to(probs.dtype)
 
 

@@ -118,9 +118,7 @@ class ImageSpec(_Strict):
         ]
 
     def pixel_column_spec(self) -> ColumnSpec:
-        return ColumnSpec(
-            type="continuous", nullable=False, min=self.min_value, max=self.max_value
-        )
+        return ColumnSpec(type="continuous", nullable=False, min=self.min_value, max=self.max_value)
 
 
 class Provenance(_Strict):

@@ -80,7 +80,10 @@ PROBE_MAX_ROWS = 20_000
 
 
 class TeacherConfig(BaseModel):
-    """Hyperparameters of the fair VAE; the defaults train Adult in about 20 s on 2 cores."""
+    """Hyperparameters of the fair VAE.
+
+    The defaults train a 36,000-row, 107-column table in about 22 s of one CPU core.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -243,12 +243,7 @@ def run_training(
     noise_rng = torch.Generator(device=device).manual_seed(settings.seed + _NOISE_SEED_OFFSET)
     history: list[dict[str, float]] = []
     if start_state is not None:
-        state = TrainingState.from_tensors(start_state)
-        model.load_state_dict(state.model)
-        _load_optimizer(optimizer, state.optimizer)
-        shuffle_rng.set_state(state.shuffle_rng)
-        noise_rng.set_state(state.noise_rng)
-        history = state.history
+        history = _restore(start_state, model, optimizer, shuffle_rng, noise_rng)
     for epoch in range(len(history), settings.epochs):
         started = time.perf_counter()
         metrics = _train_epoch(model, optimizer, step, n_rows, settings, shuffle_rng, noise_rng)
@@ -268,6 +263,29 @@ def run_training(
             on_checkpoint(epoch, state.to_tensors())
     model.eval()
     return history
+
+
+def _restore(
+    tensors: dict[str, Tensor],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    shuffle_rng: torch.Generator,
+    noise_rng: torch.Generator,
+) -> list[dict[str, float]]:
+    """Load a checkpoint into the freshly built training objects; return its history."""
+    state = TrainingState.from_tensors(tensors)
+    try:
+        model.load_state_dict(state.model)
+        _load_optimizer(optimizer, state.optimizer)
+        shuffle_rng.set_state(state.shuffle_rng)
+        noise_rng.set_state(state.noise_rng)
+    except (RuntimeError, ValueError, KeyError) as error:
+        raise CheckpointError(
+            "The training checkpoint does not fit this model or configuration",
+            rule="checkpoint",
+            hint="delete the checkpoint to train from the start",
+        ) from error
+    return state.history
 
 
 def _train_epoch(

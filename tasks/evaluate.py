@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from fairdistill.flows.config import RunConfig
 from fairdistill.models.evaluation import evaluate_synthetic
+from fairdistill.models.evaluation.image import evaluate_images
 from fairdistill.tasks.caching import STAGE_CACHE
 from fairdistill.tasks.generate import SyntheticData
 from fairdistill.tasks.policy import TRANSIENT_RETRIES
@@ -33,15 +34,24 @@ def evaluate(
 ) -> EvaluationOutcome:
     with stage_run(context, "evaluate"):
         spec = read_spec(prepared.spec)
-        result = evaluate_synthetic(
+        frames = (
             read_parquet(prepared.train),
             read_parquet(prepared.test),
             read_parquet(synthetic.table),
-            spec,
-            seed=config.seed,
-            families=config.evaluate.families,
-            max_rows=config.evaluate.max_rows,
         )
+        if spec.modality == "image":
+            # Image classifiers of their own: the tabular families do not apply to pixels.
+            result = evaluate_images(
+                *frames, spec, seed=config.seed, max_rows=config.evaluate.max_rows
+            )
+        else:
+            result = evaluate_synthetic(
+                *frames,
+                spec,
+                seed=config.seed,
+                families=config.evaluate.families,
+                max_rows=config.evaluate.max_rows,
+            )
         log_metrics(result.metrics)
         payload = {"metrics": result.metrics, "tables": result.tables}
         mlflow.log_dict(payload, "evaluation.json")

@@ -10,12 +10,14 @@ from pydantic import BaseModel, ConfigDict
 from fairdistill.flows.config import RunConfig
 from fairdistill.models.blocks import EncodedTable
 from fairdistill.models.checkpoint import save_arrays
-from fairdistill.models.codec import TabularCodec
 from fairdistill.models.generation import decode_latents, sample_sensitive, transform_rows
+from fairdistill.models.image_codec import ImageCodec
+from fairdistill.models.modality import Codec
 from fairdistill.models.prior import GaussianMixturePrior
 from fairdistill.models.teacher import FairVAE, encode_latents
 from fairdistill.tasks.caching import STAGE_CACHE
 from fairdistill.tasks.distill_student import load_teacher
+from fairdistill.tasks.image_samples import log_sample_grids
 from fairdistill.tasks.model_store import load_module
 from fairdistill.tasks.policy import TRANSIENT_RETRIES
 from fairdistill.tasks.prepare import PreparedData
@@ -38,7 +40,7 @@ def sample_from_prior(
     teacher: FairVAE,
     student: object,
     table: EncodedTable,
-    codec: TabularCodec,
+    codec: Codec,
 ) -> tuple[EncodedTable, Ref]:
     levels = codec.sensitive_level_counts
     codes = encode_latents(student, table, levels)  # type: ignore[arg-type]
@@ -93,6 +95,8 @@ def generate(
                 config, context, teacher_model, student_model, table, codec
             )
         frame = codec.decode(encoded.features, encoded.sensitive, encoded.label)
+        if isinstance(codec, ImageCodec):
+            log_sample_grids(config, codec, table, encoded, teacher_model, student_model)
         log_metrics(
             {"rows": frame.height, "synthetic_positive_rate": float(np.mean(encoded.label))}
         )

@@ -29,9 +29,9 @@ from mlflow.models.model import ModelInfo
 
 from fairdistill.models.blocks import EncodedTable
 from fairdistill.models.checkpoint import file_sha256, load_arrays, load_state
-from fairdistill.models.codec import TabularCodec
 from fairdistill.models.errors import CheckpointError, ConfigError
 from fairdistill.models.generation import decode_latents, sample_sensitive, transform_rows
+from fairdistill.models.modality import codec_from_dict
 from fairdistill.models.networks import module_from_state
 from fairdistill.models.prior import GaussianMixturePrior
 
@@ -73,7 +73,7 @@ class FairSyntheticGenerator(mlflow.pyfunc.PythonModel):
                     rule="model-artifact-digest",
                     hint="load the model again from the registry; never edit its files",
                 )
-        self.codec = TabularCodec.from_dict(json.loads(artifacts["codec"].read_text("utf-8")))
+        self.codec = codec_from_dict(json.loads(artifacts["codec"].read_text("utf-8")))
         self.teacher = _load_module(artifacts["teacher"])
         self.student = _load_module(artifacts["student"])
         self.prior = None

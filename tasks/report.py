@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from fairdistill.models.evaluation.fairness import grouping_names
-from fairdistill.models.gates import GateDecision
+from fairdistill.models.gates import GateDecision, gated_family
 from fairdistill.models.spec import DatasetSpec
 
 PROTOCOLS = ("trtr", "tstr", "tsts")
+FLIP_METRICS = ("flipped_accuracy", "flip_rate")
 PROTOCOL_MEANING = {
     "trtr": "train real, test real (reference)",
     "tstr": "train synthetic, test real",
@@ -32,12 +33,13 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 def headline_metrics(metrics: dict[str, float], spec: DatasetSpec) -> dict[str, float]:
     """The few numbers printed at the end of a run and shown first in the report."""
     first = grouping_names(spec)[0]
+    family = gated_family(metrics)
     keys = [
-        "trtr.gradient_boosting.auroc",
-        "tstr.gradient_boosting.auroc",
-        f"trtr.gradient_boosting.{first}.demographic_parity_ratio",
-        f"tstr.gradient_boosting.{first}.demographic_parity_ratio",
-        f"tstr.gradient_boosting.{first}.equalized_odds_ratio",
+        f"trtr.{family}.auroc",
+        f"tstr.{family}.auroc",
+        f"trtr.{family}.{first}.demographic_parity_ratio",
+        f"tstr.{family}.{first}.demographic_parity_ratio",
+        f"tstr.{family}.{first}.equalized_odds_ratio",
         "fidelity.alpha_precision",
         "fidelity.coverage",
         "privacy.exact_copy_rate",
@@ -66,15 +68,13 @@ def utility_section(metrics: dict[str, float]) -> list[str]:
 
 def fairness_section(metrics: dict[str, float], spec: DatasetSpec) -> list[str]:
     names = ("demographic_parity_ratio", "equalized_odds_ratio")
+    family = gated_family(metrics)
     rows = []
     for grouping in grouping_names(spec):
         for protocol in PROTOCOLS:
             rows.append(
                 [grouping, protocol]
-                + [
-                    _value(metrics, f"{protocol}.gradient_boosting.{grouping}.{n}")
-                    for n in names[:2]
-                ]
+                + [_value(metrics, f"{protocol}.{family}.{grouping}.{n}") for n in names[:2]]
             )
     parity = [
         [
@@ -85,7 +85,7 @@ def fairness_section(metrics: dict[str, float], spec: DatasetSpec) -> list[str]:
         for grouping in grouping_names(spec)
     ]
     return [
-        "## Fairness (gradient boosting; privileged group vs the rest)",
+        f"## Fairness ({family.replace('_', ' ')}; privileged group vs the rest)",
         "",
         *_table(
             ["attribute", "protocol", "demographic parity ratio", "equalized odds ratio"], rows
@@ -97,6 +97,29 @@ def fairness_section(metrics: dict[str, float], spec: DatasetSpec) -> list[str]:
         "",
         f"Positive rate: real {_value(metrics, 'real.positive_rate')}, synthetic "
         f"{_value(metrics, 'synthetic.positive_rate')}.",
+        "",
+    ]
+
+
+def reliance_section(metrics: dict[str, float], spec: DatasetSpec) -> list[str]:
+    """How much classifiers rely on what the image shows of a sensitive attribute (images)."""
+    rows = [
+        [family, attribute, protocol]
+        + [_value(metrics, f"{protocol}.{family}.{attribute}.{n}") for n in FLIP_METRICS]
+        for family in _families(metrics)
+        for attribute in spec.sensitive_columns
+        for protocol in ("trtr", "tstr")
+        if f"{protocol}.{family}.{attribute}.flip_rate" in metrics
+    ]
+    if not rows:
+        return []
+    return [
+        "## Reliance on the sensitive attribute",
+        "",
+        "Each real test image re-tinted as the other group: accuracy on those images, and the "
+        "share of predictions the flip changes (0: the classifier ignores it).",
+        "",
+        *_table(["classifier", "attribute", "protocol", "flipped accuracy", "flip rate"], rows),
         "",
     ]
 
@@ -142,6 +165,7 @@ def render_evaluation_markdown(
         "",
         *utility_section(metrics),
         *fairness_section(metrics, spec),
+        *reliance_section(metrics, spec),
         *fidelity_privacy_section(metrics),
     ]
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import sys
@@ -35,14 +36,35 @@ class StageContext(BaseModel):
         return f"{self.work_uri.rstrip('/')}/{name}"
 
 
+@contextmanager
+def _one_process_at_a_time(lock_file: Path) -> Iterator[None]:
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_experiment(tracking_uri: str, name: str, artifact_root: Path) -> str:
     mlflow.set_tracking_uri(tracking_uri)
-    experiment = mlflow.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    # Keep artifacts beside the SQLite store rather than in whatever folder the user ran from.
-    artifact_location = (artifact_root / name).resolve().as_uri()
-    return mlflow.create_experiment(name, artifact_location=artifact_location)
+    # Two first runs started at once would both create the SQLite store's tables (one
+    # fails: "table ... already exists") and both create the experiment: take turns.
+    with _one_process_at_a_time(artifact_root.parent / ".tracking-setup.lock"):
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        # Keep artifacts beside the SQLite store, not in whatever folder the user ran from.
+        artifact_location = (artifact_root / name).resolve().as_uri()
+        try:
+            return mlflow.create_experiment(name, artifact_location=artifact_location)
+        except mlflow.exceptions.MlflowException:
+            # Created meanwhile by a run on another machine sharing the tracking server.
+            experiment = mlflow.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+            return experiment.experiment_id
 
 
 def flatten(prefix: str, values: Any) -> dict[str, Any]:

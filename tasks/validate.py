@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict
 
 from fairdistill.data import bundled_dataset
 from fairdistill.flows.config import RunConfig
-from fairdistill.models.codec import TabularCodec
 from fairdistill.models.errors import ConfigError, FairdistillError
+from fairdistill.models.modality import fit_codec
 from fairdistill.models.spec import DatasetSpec, complete_spec, load_spec, spec_to_yaml
 from fairdistill.models.tables import file_sha256, read_table
 from fairdistill.tasks.caching import STAGE_CACHE
@@ -118,7 +118,7 @@ def validate(config: RunConfig, context: StageContext, input_sha256: str | None)
 
 def encoded_row_width(frame: pl.DataFrame, spec: DatasetSpec) -> int:
     """Numbers per generated row: encoded features, sensitive one-hots and the label."""
-    codec = TabularCodec.fit(frame, spec)
+    codec = fit_codec(frame, spec)
     return codec.feature_dim + sum(codec.sensitive_level_counts) + 1
 
 

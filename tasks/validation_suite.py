@@ -163,9 +163,7 @@ def _feature_expectations(column: str, column_spec: ColumnSpec) -> list[Any]:
 
 def _named_columns(spec: DatasetSpec) -> list[str]:
     split = [spec.split_column] if spec.split_column else []
-    return list(
-        dict.fromkeys([spec.target.column, *spec.sensitive_columns, *split, *spec.columns])
-    )
+    return list(dict.fromkeys([spec.target.column, *spec.sensitive_columns, *split, *spec.columns]))
 
 
 def _run_suite(frame: pl.DataFrame, suite: gx.ExpectationSuite) -> dict[str, Any]:

@@ -44,7 +44,7 @@ def german() -> pl.DataFrame:
 
 
 def test_bundled_names_and_paths() -> None:
-    assert BUNDLED_DATASETS == ("adult", "german")
+    assert BUNDLED_DATASETS == ("adult", "german", "coloured-digits")
     for name in BUNDLED_DATASETS:
         dataset = bundled_dataset(name)
         assert isinstance(dataset, BundledDataset)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,15 @@ from fairdistill.models.student import StudentConfig, build_student, distill_stu
 from fairdistill.models.teacher import FairVAE, TeacherConfig, encode_latents, train_teacher
 
 LEVELS = [2, 3]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """Tiny models gain nothing from threads, which only wait on each other on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def two_attribute_table(n: int = 1000, seed: int = 0) -> tuple[EncodedTable, list[FeatureBlock]]:

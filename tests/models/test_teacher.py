@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -31,6 +32,15 @@ from fairdistill.models.training import TrainingState, resolve_device
 
 LEVELS = [2]
 FAST = TeacherConfig(hidden=(32, 32), latent_dim=4, epochs=4, batch_size=128)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """Tiny models gain nothing from threads, which only wait on each other on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def leaky_table(n: int = 1200, seed: int = 0) -> tuple[EncodedTable, list[FeatureBlock]]:
@@ -161,6 +171,9 @@ def test_training_state_round_trips_through_tensors(table) -> None:
     assert all(torch.equal(again[k], states[-1][k]) for k in again)
     with pytest.raises(CheckpointError):
         TrainingState.from_tensors({"epoch": torch.tensor(1)})
+    wider = FAST.model_copy(update={"hidden": (48, 32)})
+    with pytest.raises(CheckpointError, match="does not fit"):
+        train_teacher(data, blocks, LEVELS, wider, seed=0, start_state=states[-1])
 
 
 def test_equalized_odds_teacher_gives_the_label_head_the_sensitive_attribute(table) -> None:

@@ -265,3 +265,21 @@ def test_markdown_and_error_name_the_first_failure(
     assert (error.rule, error.column, error.file) == (first.check, first.column, "input.csv")
     assert "1 more check failed" in error.message
     assert error.hint
+
+
+def test_left_out_and_constant_columns_are_warnings_not_failures(
+    sample: pl.DataFrame, adult_spec: DatasetSpec
+) -> None:
+    frame = sample.with_columns(
+        pl.Series("person_id", [f"P{i:05d}" for i in range(sample.height)]),
+        pl.lit("US").alias("census"),
+    )
+    report = validate_frame(frame, complete_spec(adult_spec, frame), "input.csv")
+    assert report.success
+    assert len(report.warnings) == 2
+    left_out, constant = report.warnings
+    assert left_out.startswith("column 'person_id' is left out of the model")
+    assert "2,000 distinct values" in left_out
+    assert constant.startswith("column 'census' holds the same value ('US') in every row")
+    assert "- column 'person_id' is left out" in report_to_markdown(report)
+    assert validate_frame(sample, adult_spec, "input.csv").warnings == []

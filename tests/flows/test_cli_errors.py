@@ -1,0 +1,119 @@
+"""What the command prints when something goes wrong: one sentence, an exit code, and no
+traceback on the console unless --debug."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+import pytest
+import typer
+from prefect.logging.handlers import PrefectConsoleHandler
+
+from fairdistill.flows.cli import fail, one_sentence
+from fairdistill.flows.logging_setup import configure_console
+from fairdistill.models.errors import ConfigError, DataValidationError, QualityGateError
+
+
+def test_a_user_error_is_one_sentence_naming_file_column_rule_and_remedy() -> None:
+    error = DataValidationError(
+        "The data failed validation:\ncolumn 'age' holds text.",
+        file="/data/loans.csv",
+        column="age",
+        rule="fairdistill.numeric_column_holds_text",
+        hint="remove the text values.",
+    )
+    assert one_sentence(error) == (
+        "The data failed validation: column 'age' holds text [file /data/loans.csv, "
+        "column 'age', rule fairdistill.numeric_column_holds_text]; what to do: remove the "
+        "text values."
+    )
+
+
+def test_an_unexpected_error_keeps_its_first_line_and_points_to_debug() -> None:
+    text = one_sentence(RuntimeError("disk on fire\n  at line 3\n  at line 4"))
+    assert text == "unexpected RuntimeError: disk on fire; rerun with --debug to see the traceback."
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (ConfigError("bad option", rule="config-schema"), 2),
+        (QualityGateError("gate missed", rule="quality-gates"), 3),
+        (KeyError("surprise"), 1),
+    ],
+)
+def test_exit_codes(error: Exception, code: int, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(typer.Exit) as caught:
+        fail(error, debug=False)
+    assert caught.value.exit_code == code
+    printed = capsys.readouterr().err
+    assert printed.startswith("error: ") and printed.count("\n") == 1
+
+
+def test_debug_raises_the_error_itself() -> None:
+    error = ConfigError("bad option")
+    with pytest.raises(ConfigError) as caught:
+        fail(error, debug=True)
+    assert caught.value is error
+
+
+class Collect(logging.Handler):
+    """Stands for Prefect's API handler, which must still receive tracebacks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[tuple[str, bool]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append((record.getMessage(), record.exc_info is not None))
+
+
+@pytest.fixture
+def console() -> Iterator[tuple[io.StringIO, Collect, logging.Logger]]:
+    root = logging.getLogger()
+    saved = [(h, h.formatter, list(h.filters)) for h in root.handlers]
+    stream = io.StringIO()
+    handler = PrefectConsoleHandler(stream=stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    collect = Collect()
+    root.addHandler(handler)
+    logger = logging.getLogger("fairdistill.test.console")
+    logger.addHandler(collect)
+    yield stream, collect, logger
+    root.removeHandler(handler)
+    logger.removeHandler(collect)
+    for existing, formatter, filters in saved:
+        existing.setFormatter(formatter)
+        existing.filters[:] = filters
+
+
+def log_failure(logger: logging.Logger, error: Exception) -> None:
+    try:
+        raise error
+    except Exception:
+        logger.exception("Task run failed with exception: %r", error)
+
+
+def test_the_console_drops_user_errors_and_every_traceback(console) -> None:
+    stream, collect, logger = console
+    configure_console(debug=False)
+    configure_console(debug=False)  # twice: still one filter, one wrapper
+    log_failure(logger, DataValidationError("bad data", rule="r"))
+    log_failure(logger, ValueError("a bug"))
+    printed = stream.getvalue()
+    assert "bad data" not in printed
+    assert "ERROR Task run failed with exception: ValueError('a bug')" in printed
+    assert "Traceback" not in printed
+    # The record itself is untouched: the API handler still gets both, with tracebacks.
+    assert [has for _, has in collect.records] == [True, True]
+
+
+def test_debug_shows_tracebacks_again(console) -> None:
+    stream, _, logger = console
+    configure_console(debug=False)
+    configure_console(debug=True)
+    log_failure(logger, DataValidationError("bad data", rule="r"))
+    printed = stream.getvalue()
+    assert "bad data" in printed and "Traceback (most recent call last)" in printed
