@@ -84,6 +84,11 @@ class RunConfig(_Frozen):
         description="Reuse the results of stages that already completed with the same input, "
         "config and code (a rerun after a failure starts at the failed stage).",
     )
+    register_model: bool = Field(
+        default=True,
+        description="On a passed gate, register the generator and point the 'candidate' alias "
+        "at it.",
+    )
     seed: int = Field(default=0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     experiment: str = "fairdistill"

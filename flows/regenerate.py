@@ -62,6 +62,10 @@ class StageRunner:
             future = stage.submit(*arguments)
         future.wait()
         state = future.state
+        if not state.is_final():
+            # prefect-dask's wait() swallows an error raised on the worker; result() re-raises it.
+            future.result()
+            state = future.state
         if state.name == "Cached":
             self.reused.append(stage.name)
         return state.result()

@@ -19,9 +19,9 @@ from torch import Tensor
 
 from fairdistill.models.blocks import EncodedTable, FeatureBlock
 from fairdistill.models.errors import ConfigError
-from fairdistill.models.losses import bernoulli_kl
+from fairdistill.models.losses import bernoulli_kl, fairness_penalty
 from fairdistill.models.networks import MLPEncoder, parameter_count
-from fairdistill.models.teacher import FairVAE, label_head_input
+from fairdistill.models.teacher import FairVAE, LabelConditionedEncoder, label_head_input
 from fairdistill.models.training import (
     CheckpointCallback,
     EpochCallback,
@@ -45,6 +45,15 @@ class StudentConfig(BaseModel):
     learning_rate: float = Field(default=3e-3, gt=0.0, le=1.0)
     quality_weight: float = Field(default=1.0, ge=0.0)
     utility_weight: float = Field(default=1.0, ge=0.0)
+    fairness_weight: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Weight of the teacher's dependence penalty on the student's means.",
+    )
+    sensitive_input: bool = Field(
+        default=False,
+        description="Whether the student reads s; off, it is conditioned on the label only.",
+    )
     max_size_ratio: float = Field(
         default=0.25,
         gt=0.0,
@@ -55,7 +64,8 @@ class StudentConfig(BaseModel):
 def build_student(teacher: FairVAE, config: StudentConfig) -> MLPEncoder:
     """An untrained student with the teacher encoder's inputs and latent size."""
     encoder = teacher.encoder
-    student = MLPEncoder(encoder.in_dim, encoder.condition_dim, config.hidden, encoder.latent_dim)
+    kind = MLPEncoder if config.sensitive_input else LabelConditionedEncoder
+    student = kind(encoder.in_dim, encoder.condition_dim, config.hidden, encoder.latent_dim)
     ratio = parameter_count(student) / parameter_count(encoder)
     if ratio > config.max_size_ratio:
         raise ConfigError(
@@ -82,7 +92,9 @@ def distill_student(
 ) -> tuple[MLPEncoder, list[dict[str, float]]]:
     """Train a student encoder against the frozen ``teacher``; return it and its history.
 
-    History keys: loss, quality, utility, epoch_seconds. ``blocks`` must be the blocks
+    History keys: loss, quality, utility, fairness (the teacher's dependence penalty on
+    the student's means, weighed in only with a positive ``fairness_weight``),
+    epoch_seconds. ``blocks`` must be the blocks
     the teacher's decoder was built with.
     """
     del blocks  # the teacher's decoder carries them; kept for a uniform stage signature
@@ -97,6 +109,8 @@ def distill_student(
         terms["loss"] = (
             config.quality_weight * terms["quality"] + config.utility_weight * terms["utility"]
         )
+        if config.fairness_weight > 0:
+            terms["loss"] = terms["loss"] + config.fairness_weight * terms["fairness"]
         return terms
 
     settings = LoopSettings(config.epochs, config.batch_size, config.learning_rate, seed)
@@ -138,4 +152,7 @@ def _distillation_terms(
     utility = teacher.decoder.divergence(teacher_rows, student_rows) + bernoulli_kl(
         teacher_label, student_label
     )
-    return {"quality": quality, "utility": utility}
+    fairness = fairness_penalty(
+        student_mu, data.sensitive_joint[rows], data.label[rows], teacher.criterion
+    )
+    return {"quality": quality, "utility": utility, "fairness": fairness}

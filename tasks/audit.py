@@ -191,6 +191,7 @@ def recorded_config(manifest: dict[str, Any], output: Path) -> dict[str, Any]:
         run_name=None,
         overwrite=False,
         reuse_stages=False,
+        register_model=False,
     )
     return config
 

@@ -23,7 +23,7 @@ from fairdistill.tasks.tracking import StageContext
 
 # Config fields that never change a stage's result.
 RUN_ONLY_FIELDS = frozenset(
-    {"output", "run_name", "overwrite", "experiment", "gates", "reuse_stages"}
+    {"output", "run_name", "overwrite", "experiment", "gates", "reuse_stages", "register_model"}
 )
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 

@@ -187,11 +187,13 @@ def publish(
             {DATA_FILE: data, **companions, MANIFEST_FILE: manifest_text},
             overwrite=config.overwrite,
         )
-        registered = register_candidate(
-            config, context, run_name, folder, prepared, teacher, student, synthetic, decisions
-        )
-        manifest["registry"] = registered.model_dump()
-        write_bytes(str(folder / MANIFEST_FILE), _json_text(manifest).encode("utf-8"))
+        registered = None
+        if config.register_model:
+            registered = register_candidate(
+                config, context, run_name, folder, prepared, teacher, student, synthetic, decisions
+            )
+            manifest["registry"] = registered.model_dump()
+            write_bytes(str(folder / MANIFEST_FILE), _json_text(manifest).encode("utf-8"))
         mlflow.log_dict(manifest, MANIFEST_FILE)
         mlflow.set_tags({"output.sha256": output["sha256"], "output.folder": str(folder)})
         logger.info("published %d rows to %s", synthetic.rows, folder)

@@ -343,9 +343,10 @@ def production(
     finally:
         services.stop_all()
         timings.append(f"total with teardown {time.monotonic() - started:.0f} s")
-        pytestconfig.get_terminal_writer().line(
-            f"\nproduction integration test: {', '.join(timings)}"
-        )
+        # Shown even when pytest captures output: the test's cost is worth watching.
+        capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled():
+            print(f"\nproduction integration test: {', '.join(timings)}")
 
 
 @pytest.fixture(scope="module")

