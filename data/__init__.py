@@ -2,9 +2,9 @@
 
 Each bundled dataset is a folder holding ``<name>.parquet``, ``spec.yaml`` and ``README.md``
 (source, licence, cleaning, sha256), and may hold ``run.yaml``: run settings recommended for
-it, which fill what a run's config leaves unset; ``data/build_datasets.py`` rebuilds the tables from the
-raw UCI files and ``data/build_coloured_digits.py`` the coloured-digits images from
-scikit-learn's bundled digits.
+it, which fill what a run's config leaves unset. ``data/build_datasets.py`` rebuilds the
+tables from the raw UCI files, ``data/build_coloured_digits.py`` the coloured-digits images
+from scikit-learn's bundled digits.
 """
 
 from __future__ import annotations

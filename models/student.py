@@ -46,9 +46,10 @@ class StudentConfig(BaseModel):
     quality_weight: float = Field(default=1.0, ge=0.0)
     utility_weight: float = Field(default=1.0, ge=0.0)
     fairness_weight: float = Field(
-        default=0.0,
+        default=5.0,
         ge=0.0,
-        description="Weight of the teacher's dependence penalty on the student's means.",
+        description="Weight, within the quality loss, of the teacher's dependence penalty "
+        "on the student's means.",
     )
     sensitive_input: bool = Field(
         default=False,
@@ -92,8 +93,8 @@ def distill_student(
 ) -> tuple[MLPEncoder, list[dict[str, float]]]:
     """Train a student encoder against the frozen ``teacher``; return it and its history.
 
-    History keys: loss, quality, utility, fairness (the teacher's dependence penalty on
-    the student's means, weighed in only with a positive ``fairness_weight``),
+    History keys: loss, quality (which includes ``fairness_weight`` times the fairness
+    term), utility, fairness (the teacher's dependence penalty on the student's means),
     epoch_seconds. ``blocks`` must be the blocks
     the teacher's decoder was built with.
     """
@@ -105,12 +106,10 @@ def distill_student(
 
     def step(rows: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
         del generator  # distillation compares posterior means: nothing is sampled
-        terms = _distillation_terms(teacher, student, data, rows)
+        terms = _distillation_terms(teacher, student, data, rows, config.fairness_weight)
         terms["loss"] = (
             config.quality_weight * terms["quality"] + config.utility_weight * terms["utility"]
         )
-        if config.fairness_weight > 0:
-            terms["loss"] = terms["loss"] + config.fairness_weight * terms["fairness"]
         return terms
 
     settings = LoopSettings(config.epochs, config.batch_size, config.learning_rate, seed)
@@ -136,7 +135,11 @@ def distill_student(
 
 
 def _distillation_terms(
-    teacher: FairVAE, student: MLPEncoder, data: TableTensors, rows: Tensor
+    teacher: FairVAE,
+    student: MLPEncoder,
+    data: TableTensors,
+    rows: Tensor,
+    fairness_weight: float,
 ) -> dict[str, Tensor]:
     x, condition, sensitive = data.features[rows], data.condition[rows], data.sensitive[rows]
     with torch.no_grad():
@@ -146,13 +149,17 @@ def _distillation_terms(
             label_head_input(teacher_mu, sensitive, teacher.criterion)
         )
     student_mu, student_logvar = student(x, condition)
-    quality = F.mse_loss(student_mu, teacher_mu) + F.mse_loss(student_logvar, teacher_logvar)
+    fairness = fairness_penalty(
+        student_mu, data.sensitive_joint[rows], data.label[rows], teacher.criterion
+    )
+    quality = (
+        F.mse_loss(student_mu, teacher_mu)
+        + F.mse_loss(student_logvar, teacher_logvar)
+        + fairness_weight * fairness
+    )
     student_rows = teacher.decoder(student_mu, sensitive)
     student_label = teacher.label_head(label_head_input(student_mu, sensitive, teacher.criterion))
     utility = teacher.decoder.divergence(teacher_rows, student_rows) + bernoulli_kl(
         teacher_label, student_label
-    )
-    fairness = fairness_penalty(
-        student_mu, data.sensitive_joint[rows], data.label[rows], teacher.criterion
     )
     return {"quality": quality, "utility": utility, "fairness": fairness}

@@ -52,6 +52,8 @@ def log_encoder(name: str, encoder: nn.Module, example: Tensor) -> str:
         name=name,
         input_example=example_np,
         pip_requirements=MODEL_REQUIREMENTS,
+        # torch.export's archive holds a traced graph: loading it runs no pickled code.
+        serialization_format="pt2",
     )
     return info.model_uri
 

@@ -57,18 +57,23 @@ def test_colour_follows_the_label_in_training_only(frame: pl.DataFrame) -> None:
     assert red[("test", "low")] == pytest.approx(0.5, abs=0.005)
     assert shares.get_column("rows").sum() == 1797
     assert frame.filter(pl.col("split") == "test").height == 599
-    assert build_coloured_digits(seed=1).get_column("colour").to_list() != frame.get_column(
-        "colour"
-    ).to_list()
+    assert (
+        build_coloured_digits(seed=1).get_column("colour").to_list()
+        != frame.get_column("colour").to_list()
+    )
 
 
 def test_the_contract_catches_a_bad_pixel_and_a_bad_split(frame: pl.DataFrame) -> None:
     dataset = bundled_dataset(NAME)
     broken = frame.with_columns(
-        pl.when(pl.int_range(pl.len()) == 5).then(1.5).otherwise(pl.col("pixel_0_3_3"))
+        pl.when(pl.int_range(pl.len()) == 5)
+        .then(1.5)
+        .otherwise(pl.col("pixel_0_3_3"))
         .cast(pl.Float32)
         .alias("pixel_0_3_3"),
-        pl.when(pl.int_range(pl.len()) == 7).then(pl.lit("valid")).otherwise(pl.col("split"))
+        pl.when(pl.int_range(pl.len()) == 7)
+        .then(pl.lit("valid"))
+        .otherwise(pl.col("split"))
         .alias("split"),
     )
     report = validate_frame(broken, load_spec(dataset.spec_path), source=str(dataset.data_path))

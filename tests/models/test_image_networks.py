@@ -1,4 +1,4 @@
-"""The convolutional pair: the encoder/decoder interface, stored and rebuilt, trained as a teacher."""
+"""The convolutional pair: the encoder/decoder interface, stored, rebuilt, trained as a teacher."""
 
 from __future__ import annotations
 
@@ -89,7 +89,8 @@ def test_bernoulli_loss_divergence_and_sample() -> None:
     output = decoder(z, s)
     x = torch.rand(5, 192)
     expected = F.binary_cross_entropy(torch.sigmoid(output["params"]), x, reduction="sum") / 5
-    torch.testing.assert_close(decoder.reconstruction_loss(output, x), expected, rtol=1e-4, atol=1e-3)
+    loss = decoder.reconstruction_loss(output, x)
+    torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-3)
     assert float(decoder.divergence(output, output)) == pytest.approx(0.0, abs=1e-6)
     other = decoder(z + 1.0, s)
     assert float(decoder.divergence(output, other)) > 0.0

@@ -24,7 +24,8 @@ def image_spec(**extra: object) -> dict:
 def test_image_section_declares_every_pixel_column() -> None:
     spec = parse_spec(image_spec())
     assert spec.image is not None and spec.image.shape == (2, 2, 3)
-    assert spec.image.pixel_columns[:4] == ["pixel_0_0_0", "pixel_0_0_1", "pixel_0_0_2", "pixel_0_1_0"]
+    first = ["pixel_0_0_0", "pixel_0_0_1", "pixel_0_0_2", "pixel_0_1_0"]
+    assert spec.image.pixel_columns[:4] == first
     assert spec.image.pixel_columns[-1] == "pixel_1_1_2"
     assert spec.feature_columns == spec.image.pixel_columns
     column = spec.column("pixel_1_0_2")

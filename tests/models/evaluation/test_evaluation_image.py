@@ -75,7 +75,9 @@ def test_a_colour_shortcut_is_caught_and_colour_free_data_is_fairer(digits) -> N
     fair = recoloured(train, spec, np.where(rng.random(train.height) < 0.5, "red", "green"))
     # The label is the colour: the shape says nothing about it.
     shortcut = train.with_columns(
-        pl.when(pl.col("colour") == "red").then(pl.lit("high")).otherwise(pl.lit("low"))
+        pl.when(pl.col("colour") == "red")
+        .then(pl.lit("high"))
+        .otherwise(pl.lit("low"))
         .alias("label")
     )
     result = evaluate_images(train, test, fair, spec, seed=0, families=LR_ONLY).metrics

@@ -1,0 +1,186 @@
+"""The fairness benchmark runner: every row and column, the result file, and the mechanisms it
+measures (the fairness penalty, the s-blind student, sampling and transform modes)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fairdistill.models.blocks import EncodedTable, FeatureBlock
+from fairdistill.models.student import StudentConfig, distill_student
+from fairdistill.models.teacher import (
+    TeacherConfig,
+    encode_latents,
+    probe_sensitive_auroc,
+    train_teacher,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    # benchmarks/ is a folder of scripts run from the repository root, not an installed package.
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks import fairness  # noqa: E402
+from benchmarks.datasets import BENCHMARK_CASES, load_case  # noqa: E402
+
+LEVELS = [2]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    folder = tmp_path_factory.mktemp("benchmark")
+    results = fairness.main(
+        [
+            "--quick",
+            "--seeds",
+            "0",
+            "--output-dir",
+            str(folder),
+            "--results-md",
+            str(folder / "RESULTS.md"),
+        ]
+    )
+    return results, folder
+
+
+def test_quick_run_produces_every_row_and_metric_column(quick_run) -> None:
+    results, _ = quick_run
+    run = results["cases"]["adult_sex"]["runs"][0]
+    assert set(run["rows"]) == set(fairness.ROWS)
+    for name, metrics in run["rows"].items():
+        for columns in fairness.column_groups("sex").values():
+            for column in columns:
+                trained_only = column.metric.startswith(("probe_auroc.", "parameters.", "seconds."))
+                if name == "real" and trained_only and column.metric != "seconds.evaluate":
+                    continue
+                assert column.metric in metrics, (name, column.metric)
+    assert run["train_rows"] + run["test_rows"] == fairness.QUICK_ROWS
+
+
+def test_quick_run_writes_the_raw_json_and_its_markdown_section(quick_run) -> None:
+    results, folder = quick_run
+    stored = json.loads((folder / "fairness.json").read_text())
+    assert stored["command"].startswith("python -m benchmarks.fairness --quick")
+    assert stored["cases"]["adult_sex"]["runs"][0]["rows"].keys() == set(fairness.ROWS)
+    markdown = (folder / "RESULTS.md").read_text()
+    assert fairness.SECTION_HEADING in markdown
+    for title in fairness.column_groups("sex"):
+        assert f"#### {title}" in markdown
+    assert "| student |" in markdown and "±" in markdown
+    assert results["machine"]["cores"]
+
+
+def test_the_section_is_replaced_and_other_sections_kept(tmp_path: Path) -> None:
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Benchmark results\n\n## Speed\n\nfast\n")
+    fairness.write_section(f"{fairness.SECTION_HEADING}\n\nfirst\n", path)
+    fairness.write_section(f"{fairness.SECTION_HEADING}\n\nsecond\n", path)
+    text = path.read_text()
+    assert "## Speed\n\nfast" in text
+    assert "second" in text and "first" not in text
+    assert text.count(fairness.SECTION_HEADING) == 1
+
+
+def test_summary_is_mean_and_sample_standard_deviation_over_seeds() -> None:
+    runs = [{"rows": {"student": {"m": value}}} for value in (1.0, 2.0, 3.0)]
+    mean, sd = fairness.summarise(runs)["student"]["m"]
+    assert mean == pytest.approx(2.0)
+    assert sd == pytest.approx(1.0)
+
+
+def leaky_table(n: int = 800, seed: int = 0) -> tuple[EncodedTable, list[FeatureBlock]]:
+    """s shifts two features; the label needs u, which every feature carries."""
+    rng = np.random.default_rng(seed)
+    s = rng.integers(0, 2, n)
+    u = rng.normal(size=n)
+    features = np.stack(
+        [u + 1.5 * s, u - s + 0.3 * rng.normal(size=n), u + 0.5 * rng.normal(size=n)], axis=1
+    ).astype(np.float32)
+    label = (u + 0.5 * rng.normal(size=n) > 0).astype(np.int64)
+    blocks = [FeatureBlock(f"x{i}", "continuous", i, 1) for i in range(3)]
+    return EncodedTable(features, s[:, None].astype(np.int64), label), blocks
+
+
+def _probe(encoder: torch.nn.Module, table: EncodedTable) -> float:
+    latents = encode_latents(encoder, table, LEVELS)  # type: ignore[arg-type]
+    return probe_sensitive_auroc(latents, table.sensitive, 0)["attribute_0"]
+
+
+TEACHER = TeacherConfig(hidden=(32, 32), latent_dim=4, epochs=10, batch_size=128)
+STUDENT = StudentConfig(hidden=(8,), epochs=10, batch_size=128, learning_rate=1e-2)
+
+
+def test_fairness_penalty_lowers_what_teacher_and_student_latents_reveal() -> None:
+    table, blocks = leaky_table()
+    probes = {}
+    for beta in (0.0, 10.0):
+        config = TEACHER.model_copy(update={"beta": beta})
+        teacher, _ = train_teacher(table, blocks, LEVELS, config, seed=0)
+        student, _ = distill_student(teacher, table, blocks, LEVELS, STUDENT, seed=0)
+        probes[beta] = (_probe(teacher.encoder, table), _probe(student, table))
+    assert probes[10.0][0] < probes[0.0][0] - 0.1
+    assert probes[10.0][1] < probes[0.0][1] - 0.1
+
+
+def test_a_student_blind_to_s_reveals_less_of_it_than_one_that_reads_s() -> None:
+    table, blocks = leaky_table()
+    config = TEACHER.model_copy(update={"beta": 10.0})
+    teacher, _ = train_teacher(table, blocks, LEVELS, config, seed=0)
+    blind, _ = distill_student(teacher, table, blocks, LEVELS, STUDENT, seed=0)
+    reading = STUDENT.model_copy(update={"sensitive_input": True})
+    seeing, _ = distill_student(teacher, table, blocks, LEVELS, reading, seed=0)
+    assert _probe(blind, table) <= _probe(seeing, table)
+    # Whatever the caller passes for s, the blind student's code does not move.
+    flipped = EncodedTable(table.features, 1 - table.sensitive, table.label)
+    np.testing.assert_array_equal(
+        encode_latents(blind, table, LEVELS), encode_latents(blind, flipped, LEVELS)
+    )
+
+
+@pytest.fixture(scope="module")
+def small_adult() -> tuple[fairness.Split, fairness.TrainedPair]:
+    frame, spec = load_case(BENCHMARK_CASES["adult_sex"])
+    split = fairness.prepare_split(frame, spec, seed=0, max_rows=400)
+    quick = fairness.Settings.quick()
+    teacher = quick.teacher.model_copy(update={"criterion": "equalized_odds"})
+    return split, fairness.train_pair(split, teacher, quick.student, seed=0)
+
+
+def test_prior_sampling_produces_valid_rows(small_adult) -> None:
+    split, pair = small_adult
+    encoded = fairness.sampled_rows(split, pair.teacher, pair.student, seed=0)
+    assert len(encoded) == len(split.table)
+    assert set(np.unique(encoded.label)) <= {0, 1}
+    assert encoded.sensitive.min() >= 0
+    assert (encoded.sensitive < np.asarray(split.codec.sensitive_level_counts)).all()
+    frame = split.codec.decode(encoded.features, encoded.sensitive, encoded.label)
+    assert frame.columns == split.train.columns
+    real_levels = set(split.train.get_column("sex").unique())
+    assert set(frame.get_column("sex").unique()) <= real_levels
+
+
+def test_transform_mode_keeps_each_rows_sensitive_values(small_adult) -> None:
+    split, pair = small_adult
+    encoded = fairness.transformed_rows(split, pair.teacher, pair.student, seed=0)
+    np.testing.assert_array_equal(encoded.sensitive, split.table.sensitive)
+    assert encoded.features.shape == split.table.features.shape
+
+
+def test_the_criterion_switch_reaches_the_teacher(small_adult) -> None:
+    _, pair = small_adult
+    assert pair.teacher.criterion == "equalized_odds"
+    assert pair.parameters["student_encoder"] <= 0.25 * pair.parameters["teacher_encoder"]
