@@ -1,35 +1,16 @@
 from __future__ import annotations
 
-import io
 import json
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
+from fairdistill.data import bundled_dataset
 from fairdistill.models.codec import MISSING_LABEL, NULL_INDICATOR_SUFFIX, TabularCodec
 from fairdistill.models.errors import CheckpointError, DataValidationError, SpecError
 from fairdistill.models.spec import ColumnSpec, DatasetSpec, complete_spec
 
-ADULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "adult" / "adult.data"
-ADULT_COLUMNS = [
-    "age",
-    "workclass",
-    "fnlwgt",
-    "education",
-    "education_num",
-    "marital_status",
-    "occupation",
-    "relationship",
-    "race",
-    "sex",
-    "capital_gain",
-    "capital_loss",
-    "hours_per_week",
-    "native_country",
-    "income",
-]
 NUMERIC_COLUMNS = [
     "age",
     "fnlwgt",
@@ -51,12 +32,8 @@ def adult_spec(**updates: object) -> DatasetSpec:
 
 @pytest.fixture(scope="module")
 def adult_raw() -> pl.DataFrame:
-    # The file separates fields by a comma and a space; polars takes one-byte separators.
-    raw = ADULT_DATA.read_bytes().replace(b", ", b",")
-    frame = pl.read_csv(
-        io.BytesIO(raw), has_header=False, new_columns=ADULT_COLUMNS, null_values="?"
-    )
-    return frame.filter(pl.col("income").is_not_null())
+    """Adult as the pipeline sees it: the bundled, cleaned table."""
+    return pl.read_parquet(bundled_dataset("adult").data_path)
 
 
 @pytest.fixture(scope="module")

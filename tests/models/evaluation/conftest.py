@@ -3,51 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import polars as pl
 import pytest
 from threadpoolctl import threadpool_limits
 
+from fairdistill.data import bundled_dataset
 from fairdistill.models.spec import DatasetSpec, complete_spec
-
-ADULT_PATH = Path("/work/shared/datasets/adult/adult.data")
-ADULT_COLUMNS = [
-    "age",
-    "workclass",
-    "fnlwgt",
-    "education",
-    "education_num",
-    "marital_status",
-    "occupation",
-    "relationship",
-    "race",
-    "sex",
-    "capital_gain",
-    "capital_loss",
-    "hours_per_week",
-    "native_country",
-    "income",
-]
-ADULT_NUMERIC = [
-    "age",
-    "fnlwgt",
-    "education_num",
-    "capital_gain",
-    "capital_loss",
-    "hours_per_week",
-]
 
 
 def read_adult(n_rows: int | None = None) -> pl.DataFrame:
-    """Adult as the pipeline sees it: trimmed strings, '?' missing, Int64 numerics."""
-    raw = pl.read_csv(
-        ADULT_PATH, has_header=False, new_columns=ADULT_COLUMNS, infer_schema=False, n_rows=n_rows
-    )
-    trimmed = raw.with_columns(pl.all().str.strip_chars()).filter(pl.col("income").is_not_null())
-    return trimmed.with_columns(
-        pl.when(pl.all() == "?").then(None).otherwise(pl.all()).name.keep()
-    ).with_columns(pl.col(ADULT_NUMERIC).cast(pl.Int64))
+    """Adult as the pipeline sees it: the bundled, cleaned table."""
+    return pl.read_parquet(bundled_dataset("adult").data_path, n_rows=n_rows)
 
 
 def _adult_spec(frame: pl.DataFrame, *, with_race: bool) -> DatasetSpec:
