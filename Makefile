@@ -38,6 +38,13 @@ lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Speed and scale benchmarks in their quick configuration (see benchmarks/RESULTS.md);
+# reports are written to benchmarks/output/. Expect several minutes on two CPU cores.
+bench: $(DEV_STAMP)
+	$(PYTHON) -m benchmarks.speed
+	$(PYTHON) -m benchmarks.throughput --rows 1000000
+	$(PYTHON) -m benchmarks.scale --sizes 10000 100000 1000000
+
 # Regenerate the lock from the current, tested venv.
 lock: $(DEV_STAMP)
 	$(PYTHON) -m pip freeze --exclude-editable | grep -v '^fairdistill' > constraints.txt

@@ -31,6 +31,8 @@ from fairdistill.models.teacher import FairVAE, encode_latents
 
 IMAGES_PER_ROW = 8
 _CELL_INCHES = 0.8
+# Pixels of white between cells, leaving room for each cell's caption.
+_GAP = 3
 
 
 def sample_grids(
@@ -136,22 +138,38 @@ def image_grid_png(
 ) -> bytes:
     """A grid of (rows, columns, C, H, W) images in [0, 1], each captioned with its label
     (-1: an empty cell). One or three channels are shown as they are; other counts as the
-    mean of the channels, in grey."""
+    mean of the channels, in grey. One canvas for all cells keeps drawing fast."""
     rows, columns = images.shape[:2]
-    figure = Figure(figsize=(columns * _CELL_INCHES + 1.2, rows * _CELL_INCHES + 0.6))
-    figure.patch.set_facecolor("white")
-    figure.suptitle(title, fontsize=8)
-    axes_grid = figure.subplots(rows, columns, squeeze=False)
+    height, width = images.shape[-2:]
+    cell_height, cell_width = height + _GAP, width + _GAP
+    canvas = np.ones((rows * cell_height + _GAP, columns * cell_width + _GAP, 3))
     for row in range(rows):
         for column in range(columns):
-            axes = axes_grid[row][column]
-            axes.set_xticks([])
-            axes.set_yticks([])
             if labels[row, column] >= 0:
-                axes.imshow(_displayable(images[row, column]), interpolation="nearest")
-                axes.set_xlabel(str(label_levels[int(labels[row, column])]), fontsize=6)
-            if column == 0:
-                axes.set_ylabel(row_names[row], fontsize=7)
+                top, left = _GAP + row * cell_height, _GAP + column * cell_width
+                canvas[top : top + height, left : left + width] = _displayable(images[row, column])
+    figure = Figure(figsize=(columns * _CELL_INCHES + 1.2, rows * _CELL_INCHES + 0.6))
+    figure.patch.set_facecolor("white")
+    axes = figure.add_axes((0.12, 0.05, 0.86, 0.8))
+    axes.imshow(canvas, interpolation="nearest")
+    axes.set_title(title, fontsize=8)
+    axes.set_xticks([])
+    axes.set_yticks(
+        [_GAP + row * cell_height + height / 2 for row in range(rows)], list(row_names), fontsize=7
+    )
+    for spine in axes.spines.values():
+        spine.set_visible(False)
+    for row in range(rows):
+        for column in range(columns):
+            if labels[row, column] >= 0:
+                axes.text(
+                    _GAP + column * cell_width + width / 2,
+                    (row + 1) * cell_height + _GAP / 2 - 0.1,
+                    str(label_levels[int(labels[row, column])]),
+                    fontsize=6,
+                    ha="center",
+                    va="top",
+                )
     return to_png(figure)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from fairdistill.models.gates import gated_family
+
 CRITERION_WHY = {
     "demographic_parity": (
         "Demographic parity asks that the favourable outcome be predicted at the same rate "
@@ -26,13 +28,8 @@ def _number(metrics: dict[str, float], key: str) -> str:
 
 def _results(manifest: dict[str, Any]) -> list[str]:
     metrics = manifest["metrics"]
-    rows = [
-        (
-            "AUROC (gradient boosting)",
-            "trtr.gradient_boosting.auroc",
-            "tstr.gradient_boosting.auroc",
-        )
-    ]
+    family = gated_family(metrics)
+    rows = [(f"AUROC ({family.replace('_', ' ')})", f"trtr.{family}.auroc", f"tstr.{family}.auroc")]
     for attribute in manifest["spec"]["sensitive"]:
         column = attribute["column"]
         for label, name in (
@@ -42,8 +39,8 @@ def _results(manifest: dict[str, Any]) -> list[str]:
             rows.append(
                 (
                     f"{label}, {column}",
-                    f"trtr.gradient_boosting.{column}.{name}",
-                    f"tstr.gradient_boosting.{column}.{name}",
+                    f"trtr.{family}.{column}.{name}",
+                    f"tstr.{family}.{column}.{name}",
                 )
             )
     lines = ["| measure | trained on real data | trained on synthetic data |", "|---|---|---|"]

@@ -183,8 +183,10 @@ def _protocol(
     flipped: dict[str, np.ndarray],
 ) -> dict[str, Any]:
     train_labels = positive_labels(train, spec)
-    if np.unique(train_labels).size < 2 or test.height == 0:
+    if np.unique(train_labels).size < 2:
         return _untrained(spec, "the training images hold a single label class")
+    if test.height == 0:
+        return _untrained(spec, "there are no test images")
     model = train_image_classifier(family, frame_images(train, image), train_labels, seed)
     labels = positive_labels(test, spec)
     probability = model.positive_probability(frame_images(test, image))

@@ -139,3 +139,17 @@ def test_a_spec_without_an_image_section_is_refused(digits) -> None:
     spec = load_spec(bundled_dataset("german").spec_path)
     with pytest.raises(ValueError, match="no image section"):
         evaluate_images(train, test, train, spec, seed=0)
+
+
+def test_synthetic_images_of_one_label_train_nothing_and_say_why(digits) -> None:
+    train, test, spec = digits
+    collapsed = train.with_columns(pl.lit("high").alias("label"))
+    result = evaluate_images(train, test, collapsed, spec, seed=0, families=LR_ONLY)
+    assert result.metrics["trtr.logistic_regression.trained"] == 1.0
+    for protocol in ("tstr", "tsts"):
+        assert result.metrics[f"{protocol}.logistic_regression.trained"] == 0.0
+        assert np.isnan(result.metrics[f"{protocol}.logistic_regression.auroc"])
+        reason = result.tables["utility"]["logistic_regression"][protocol]["reason"]
+        assert "single label class" in reason
+    assert np.isnan(result.metrics["tstr.logistic_regression.auroc_ratio_to_trtr"])
+    assert "tstr.logistic_regression.colour.flip_rate" not in result.metrics

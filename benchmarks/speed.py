@@ -1,0 +1,237 @@
+"""End-to-end speed of the pipeline on Adult, and what Prefect and MLflow add to it.
+
+Three measurements, each in its own process so no run inherits another's warm caches:
+
+- ``pipeline``: ``fairdistill run --dataset adult --fresh`` with a throw-away home folder.
+  Wall time of the whole command, CPU time of the process tree, and the per-stage wall
+  times read back from the MLflow child runs (their start and end times).
+- ``server``: starting and stopping Prefect's temporary API server alone (what the first
+  flow call of a laptop run pays before any stage starts).
+- ``plain``: the same stages as plain function calls (validate suite, split and codec,
+  teacher, latent probe, student, prior, decode, evaluate), no Prefect and no MLflow.
+
+Orchestration overhead = pipeline wall - plain wall (both whole processes, imports included);
+the stage part of it = sum of MLflow stage times - sum of plain stage times.
+
+Quick configuration (the documented one, ``make bench``)::
+
+    .venv/bin/python -m benchmarks.speed
+
+A tiny smoke run (tests): ``--epochs 1 --student-epochs 1 --rows 500``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.speed_common import DEFAULT_OUTPUT_DIR, Clock, load_average, machine, write_json
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STAGES = ("validate", "prepare", "train_teacher", "distill_student", "generate", "evaluate")
+QUIET_ENVIRONMENT = {
+    "DO_NOT_TRACK": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_child(command: list[str], environment: dict[str, str]) -> dict[str, Any]:
+    """Run ``command``; its wall time, the CPU time of its process tree and peak RSS."""
+    cpu_before = children_cpu_seconds()
+    load_before = load_average()
+    started = time.perf_counter()
+    completed = subprocess.run(
+        command, env=environment, cwd=REPO_ROOT, capture_output=True, text=True, check=False
+    )
+    wall = time.perf_counter() - started
+    if completed.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(command)} failed ({completed.returncode}):\n{completed.stderr[-3000:]}"
+        )
+    return {
+        "wall_s": round(wall, 3),
+        "cpu_s": round(children_cpu_seconds() - cpu_before, 3),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        "load_before": load_before,
+        "load_after": load_average(),
+        "stdout": completed.stdout,
+    }
+
+
+def child_environment(home: Path) -> dict[str, str]:
+    environment = {**os.environ, **QUIET_ENVIRONMENT, "FAIRDISTILL_HOME": str(home)}
+    environment.pop("MLFLOW_TRACKING_URI", None)
+    environment.pop("PREFECT_HOME", None)
+    environment.pop("PREFECT_API_URL", None)
+    return environment
+
+
+def stage_times(tracking_uri: str) -> dict[str, Any]:
+    """Per-stage wall seconds from the MLflow child runs, and the flow run's own span."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    runs = [
+        run
+        for experiment in client.search_experiments()
+        for run in client.search_runs([experiment.experiment_id])
+    ]
+    stages: dict[str, float] = {}
+    flow_span: dict[str, int] = {}
+    for run in runs:
+        stage = run.data.tags.get("fairdistill.stage")
+        if run.info.end_time is None:
+            continue
+        seconds = (run.info.end_time - run.info.start_time) / 1000
+        if stage == "flow":
+            flow_span = {"start_ms": run.info.start_time, "end_ms": run.info.end_time}
+            stages["flow_run_total"] = round(seconds, 3)
+        elif stage:
+            stages[stage] = round(seconds, 3)
+    return {"stages": stages, "flow_span": flow_span}
+
+
+def measure_pipeline(extra: list[str]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="fairdistill-speed-") as folder:
+        home = Path(folder)
+        executable = str(Path(sys.executable).parent / "fairdistill")
+        command = [executable, "run", "--dataset", "adult", "--fresh", "--quiet", "--json", *extra]
+        started_ms = time.time() * 1000
+        result = run_child(command, child_environment(home))
+        ended_ms = time.time() * 1000
+        times = stage_times(f"sqlite:///{home / 'mlflow.db'}")
+    result.pop("stdout")
+    span = times.pop("flow_span")
+    stage_sum = round(sum(times["stages"].get(stage, 0.0) for stage in STAGES), 3)
+    result.update(times)
+    result["stage_sum_s"] = stage_sum
+    if span:
+        # Before the flow's MLflow run opens: interpreter, imports, temporary server, flow run.
+        result["before_flow_s"] = round((span["start_ms"] - started_ms) / 1000, 3)
+        result["after_flow_s"] = round((ended_ms - span["end_ms"]) / 1000, 3)
+    return result
+
+
+def measure_server() -> dict[str, Any]:
+    """Start and stop Prefect's temporary server alone, in a fresh process."""
+    code = (
+        "import time, json\n"
+        "t0 = time.perf_counter()\n"
+        "from prefect.server.api.server import SubprocessASGIServer\n"
+        "t1 = time.perf_counter()\n"
+        "server = SubprocessASGIServer()\n"
+        "server.start(timeout=120)\n"
+        "t2 = time.perf_counter()\n"
+        "server.stop()\n"
+        "t3 = time.perf_counter()\n"
+        "print(json.dumps({'import_s': t1 - t0, 'start_s': t2 - t1, 'stop_s': t3 - t2}))\n"
+    )
+    with tempfile.TemporaryDirectory(prefix="fairdistill-server-") as folder:
+        environment = child_environment(Path(folder))
+        environment["PREFECT_HOME"] = str(Path(folder) / "prefect")
+        result = run_child([sys.executable, "-c", code], environment)
+    parts = json.loads(result.pop("stdout").strip().splitlines()[-1])
+    result.update({key: round(value, 3) for key, value in parts.items()})
+    return result
+
+
+def measure_plain(extra: list[str]) -> dict[str, Any]:
+    command = [sys.executable, "-m", "benchmarks.speed", "--plain-only", *extra]
+    with tempfile.TemporaryDirectory(prefix="fairdistill-plain-") as folder:
+        result = run_child(command, child_environment(Path(folder)))
+    inner = json.loads(result.pop("stdout").strip().splitlines()[-1])
+    result.update(inner)
+    return result
+
+
+def plain_pipeline(epochs: int | None, student_epochs: int | None, rows: int | None) -> None:
+    """The stages as plain calls, printed as one JSON line (run by :func:`measure_plain`)."""
+    clock = Clock()
+    with clock.section("imports"):
+        from benchmarks.plain_stages import run_plain_stages
+    run_plain_stages(clock, epochs=epochs, student_epochs=student_epochs, rows=rows)
+    stage_sum = round(sum(clock.sections[s]["wall_s"] for s in STAGES if s in clock.sections), 3)
+    print(json.dumps({"stages": clock.sections, "stage_sum_s": stage_sum}))
+
+
+def summarise(pipeline: dict, server: dict, plain: dict) -> dict[str, Any]:
+    overhead = round(pipeline["wall_s"] - plain["wall_s"], 3)
+    plain_stages = {name: plain["stages"][name]["wall_s"] for name in STAGES}
+    return {
+        "pipeline_wall_s": pipeline["wall_s"],
+        "pipeline_cpu_s": pipeline["cpu_s"],
+        "plain_wall_s": plain["wall_s"],
+        "plain_cpu_s": plain["cpu_s"],
+        "server_start_s": server["start_s"],
+        "overhead_s": overhead,
+        "overhead_share": round(overhead / pipeline["wall_s"], 3),
+        "stage_overhead_s": round(pipeline["stage_sum_s"] - plain["stage_sum_s"], 3),
+        "per_stage_pipeline_s": {name: pipeline["stages"].get(name) for name in STAGES},
+        "per_stage_plain_s": plain_stages,
+        "target_wall_s": 45.0,
+        "target_overhead_share": 0.10,
+    }
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, help="teacher epochs (default: the run default)")
+    parser.add_argument("--student-epochs", type=int, help="student epochs")
+    parser.add_argument("--rows", type=int, help="synthetic rows (default: train size)")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT_DIR / "speed.json")
+    parser.add_argument("--plain-only", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def overrides(arguments: argparse.Namespace) -> list[str]:
+    extra: list[str] = []
+    for flag, value in (
+        ("--epochs", arguments.epochs),
+        ("--student-epochs", arguments.student_epochs),
+        ("--rows", arguments.rows),
+    ):
+        if value is not None:
+            extra += [flag, str(value)]
+    return extra
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    arguments = parse_arguments(argv)
+    if arguments.plain_only:
+        plain_pipeline(arguments.epochs, arguments.student_epochs, arguments.rows)
+        return {}
+    extra = overrides(arguments)
+    report: dict[str, Any] = {"machine": machine(), "overrides": extra}
+    # Written after every measurement, so a long run that is stopped still leaves its numbers.
+    for name, measure in (
+        ("pipeline", lambda: measure_pipeline(extra)),
+        ("server", measure_server),
+        ("plain", lambda: measure_plain(extra)),
+    ):
+        report[name] = measure()
+        write_json(arguments.output, report)
+    report["summary"] = summarise(report["pipeline"], report["server"], report["plain"])
+    report["machine"]["load_average_end"] = load_average()
+    write_json(arguments.output, report)
+    print(json.dumps(report["summary"], indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()
