@@ -109,6 +109,7 @@ def regenerate_fair_dataset(config: RunConfig) -> RunSummary:
                 parent_run_id=run_id,
                 work_uri=str(settings.work_root / run_name),
                 checkpoint_root=str(settings.home / "checkpoints"),
+                torch_threads=settings.torch_threads,
                 flow_run_id=str(flow_run_id),
             )
             stages = StageRunner()

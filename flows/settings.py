@@ -40,6 +40,9 @@ class Settings:
     tracking_uri: str
     prefect_home: Path
     dask_address: str | None = None
+    # PyTorch threads per stage. The models are small: a second thread gains little, while
+    # on a busy machine (workers sharing cores) waiting threads slowed training tenfold.
+    torch_threads: int = 1
 
     @property
     def work_root(self) -> Path:
@@ -59,8 +62,13 @@ def load_settings() -> Settings:
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
     prefect_home = Path(os.environ.get("PREFECT_HOME", str(home / "prefect")))
     dask_address = os.environ.get("FAIRDISTILL_DASK_ADDRESS") or None
+    torch_threads = max(1, int(os.environ.get("FAIRDISTILL_TORCH_THREADS", "1")))
     return Settings(
-        home=home, tracking_uri=tracking_uri, prefect_home=prefect_home, dask_address=dask_address
+        home=home,
+        tracking_uri=tracking_uri,
+        prefect_home=prefect_home,
+        dask_address=dask_address,
+        torch_threads=torch_threads,
     )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import torch
 from mlflow.entities import RunStatus
 from pydantic import BaseModel, ConfigDict
 
@@ -30,6 +31,7 @@ class StageContext(BaseModel):
     parent_run_id: str
     work_uri: str
     checkpoint_root: str
+    torch_threads: int = 1
     flow_run_id: str | None = None
 
     def work_file(self, name: str) -> str:
@@ -95,6 +97,8 @@ def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
 def stage_run(context: StageContext, stage: str) -> Iterator[mlflow.ActiveRun]:
     """A child run of the flow's parent run; marked FAILED, with the reason, on error."""
     mlflow.set_tracking_uri(context.tracking_uri)
+    # Set in the stage itself: on a Dask worker the flow process's setting does not apply.
+    torch.set_num_threads(context.torch_threads)
     tags = {"fairdistill.stage": stage, "fairdistill.worker": worker_identity()}
     if context.flow_run_id:
         tags["prefect.flow_run_id"] = context.flow_run_id
