@@ -663,7 +663,9 @@ def write_section(markdown: str, path: Path = RESULTS_MD) -> None:
     path.write_text(updated)
 
 
-def section_markdown(results: dict[str, Any], sweep: dict[str, Any] | None, notes: str) -> str:
+def section_markdown(
+    results: dict[str, Any], sweep: dict[str, Any] | None, notes: str, summary_text: str = ""
+) -> str:
     machine = results["machine"]
     parts = [
         SECTION_HEADING,
@@ -674,6 +676,8 @@ def section_markdown(results: dict[str, Any], sweep: dict[str, Any] | None, note
         f"thread; {machine['date']}. Total wall time {results['seconds']:.0f} s.",
         "",
     ]
+    if summary_text:
+        parts += [summary_text.rstrip("\n"), ""]
     for case, payload in results["cases"].items():
         attribute = payload["attribute"]
         runs = payload["runs"]
@@ -728,6 +732,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--sweep-beta", default=None, help="comma-separated β values")
     parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--results-md", type=Path, default=RESULTS_MD)
+    parser.add_argument(
+        "--summary", type=Path, default=None, help="markdown placed above the tables"
+    )
     parser.add_argument(
         "--report-only",
         action="store_true",
@@ -853,7 +860,8 @@ def _report_main(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"no results in {args.output_dir}: run the benchmark first")
     sweep = _read_json(args.output_dir / "beta_sweep.json")
     notes = args.notes.read_text() if args.notes else ""
-    write_section(section_markdown(results, sweep, notes), args.results_md)
+    summary_text = args.summary.read_text() if args.summary else ""
+    write_section(section_markdown(results, sweep, notes, summary_text), args.results_md)
     return results
 
 
