@@ -23,9 +23,14 @@ from fairdistill.models.modality import build_teacher, fit_codec
 from fairdistill.models.prior import GaussianMixturePrior
 from fairdistill.models.spec import complete_spec, load_spec
 from fairdistill.models.splitting import stratified_split
-from fairdistill.models.student import distill_student
+from fairdistill.models.student import StudentConfig, distill_student
 from fairdistill.models.tables import read_table
-from fairdistill.models.teacher import encode_latents, probe_sensitive_auroc, train_teacher
+from fairdistill.models.teacher import (
+    TeacherConfig,
+    encode_latents,
+    probe_sensitive_auroc,
+    train_teacher,
+)
 from fairdistill.tasks.storage import parquet_bytes
 from fairdistill.tasks.training_record import latent_sample
 from fairdistill.tasks.validation_suite import validate_frame
@@ -44,8 +49,19 @@ def run_plain_stages(
     student_config = config.student.model_copy(
         update={"epochs": student_epochs or config.student.epochs}
     )
+    with tempfile.TemporaryDirectory(prefix="fairdistill-plain-work-") as folder:
+        _run_stages(clock, config, teacher_config, student_config, rows, Path(folder))
+
+
+def _run_stages(
+    clock: Clock,
+    config: RunConfig,
+    teacher_config: TeacherConfig,
+    student_config: StudentConfig,
+    rows: int | None,
+    work: Path,
+) -> None:
     seed = config.seed
-    work = Path(tempfile.mkdtemp(prefix="fairdistill-plain-work-"))
     with clock.section("validate"):
         bundled = bundled_dataset("adult")
         frame = read_table(bundled.data_path)

@@ -82,12 +82,12 @@ def test_throughput_writes_rows_and_reports_every_section(tmp_path: Path) -> Non
     arguments = ["--rows", "5000", "--epochs", "1", "--threads", "1", "--profile"]
     throughput.main([*arguments, "--output", str(output)])
     report = json.loads(output.read_text())
-    assert list(report["sections"]) == [
+    assert set(report["sections"]) == {
         "prior_sample",
         "decode_latents",
         "codec_decode",
         "parquet_write",
-    ]
+    }
     assert report["rows"] == 5000
     assert report["parquet_bytes"] > 10_000
     assert report["rows_per_second"] > 0
