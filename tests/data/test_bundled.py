@@ -134,7 +134,7 @@ def test_german_contents(german: pl.DataFrame) -> None:
 def test_german_sex_follows_the_personal_status_code(german: pl.DataFrame) -> None:
     raw = RAW_DATASETS / "german" / "german.data"
     if not raw.is_file():
-        pytest.skip("raw German credit file not available")
+        pytest.skip(reason="raw German credit file not available")
     codes = [line.split()[8] for line in raw.read_text().splitlines()]
     expected = ["female" if code in {"A92", "A95"} else "male" for code in codes]
     assert german.get_column("sex").to_list() == expected
@@ -144,7 +144,7 @@ def test_german_sex_follows_the_personal_status_code(german: pl.DataFrame) -> No
 
 def test_rebuild_gives_the_same_bytes(tmp_path: Path) -> None:
     if not (RAW_DATASETS / "adult" / "adult.test").is_file():
-        pytest.skip("raw UCI files not available")
+        pytest.skip(reason="raw UCI files not available")
     from fairdistill.data.build_datasets import build_adult, build_german, write_parquet
 
     for name, build in (("adult", build_adult), ("german", build_german)):
