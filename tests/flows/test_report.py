@@ -270,9 +270,7 @@ def chromium_executable() -> str:
         return found
     if os.environ.get("CI"):
         pytest.fail("chromium is not installed; the CI script installs it with apt-get")
-    pytest.skip(
-        reason="chromium is not installed here (apt-get install chromium); CI runs this test"
-    )
+    pytest.skip(reason="chromium is not installed (apt-get install chromium); CI has it")
 
 
 @pytest.fixture(scope="module")
