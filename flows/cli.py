@@ -162,11 +162,13 @@ def run(
     }
     try:
         config = collect_config(config_file, overrides)
+        from fairdistill.flows.live_progress import live_stages_if_interactive
         from fairdistill.flows.logging_setup import configure_console
         from fairdistill.flows.regenerate import regenerate_fair_dataset
 
         configure_console(debug=debug)
-        summary = regenerate_fair_dataset(config)
+        with live_stages_if_interactive(enabled=not (quiet or as_json)):
+            summary = regenerate_fair_dataset(config)
     except Exception as error:
         fail(error, debug=debug)
         return
@@ -177,29 +179,12 @@ def run(
 
 
 def print_summary(summary: Any) -> None:
-    settings = load_settings()
-    published = summary.published
-    lines = [
-        "",
-        f"fairdistill run {summary.run_name} published {published.rows:,} synthetic rows.",
-        *(f"  {name:<40} {value:.4f}" for name, value in summary.headline.items()),
-        f"  synthetic data : {published.data}",
-        f"  manifest       : {published.manifest}",
-        f"  report         : {published.report_html}",
-        f"  report (text)  : {published.report}",
-        f"  MLflow run     : {summary.mlflow_run_id}",
-        *(
-            [
-                f"  registered     : {published.registry.model} version "
-                f"{published.registry.version} (alias {published.registry.alias})"
-            ]
-            if published.registry
-            else []
-        ),
-        "Open the MLflow UI with:",
-        f"  mlflow ui --backend-store-uri {redact_uri(settings.tracking_uri)} --host 127.0.0.1",
-    ]
-    typer.echo("\n".join(lines))
+    from rich.console import Console
+
+    from fairdistill.flows.run_summary import print_run_summary
+
+    tracking_uri = redact_uri(load_settings().tracking_uri)
+    print_run_summary(summary, tracking_uri, Console(soft_wrap=False))
 
 
 @app.command()

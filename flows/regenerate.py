@@ -9,6 +9,8 @@ the gates. Each stage is a Prefect task and an MLflow child run; stages pass ref
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from fairdistill.flows.config import RunConfig
 from fairdistill.flows.settings import load_settings, redact_uri
 from fairdistill.flows.task_runner import build_task_runner, gpu_resources
+from fairdistill.tasks import progress
 from fairdistill.tasks.distill_student import distill_student
 from fairdistill.tasks.evaluate import evaluate
 from fairdistill.tasks.generate import generate
@@ -37,6 +40,14 @@ from fairdistill.tasks.train_teacher import train_teacher
 from fairdistill.tasks.validate import input_fingerprint, validate
 
 
+class StageTiming(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stage: str
+    seconds: float
+    reused: bool
+
+
 class RunSummary(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -46,29 +57,49 @@ class RunSummary(BaseModel):
     tracking_uri: str
     published: PublishedDataset
     headline: dict[str, float]
+    stages: list[StageTiming]
 
 
 class StageRunner:
-    """Runs stages in order and notes which ones Prefect served from its cache."""
+    """Runs stages in order, timing each and noting which ones Prefect served from its cache."""
 
     def __init__(self) -> None:
-        self.reused: list[str] = []
+        self.timings: list[StageTiming] = []
+
+    @property
+    def reused(self) -> list[str]:
+        return [timing.stage for timing in self.timings if timing.reused]
 
     def run(self, stage: Task[..., Any], *arguments: Any) -> Any:
-        # Submitting (rather than calling) lets a Dask task runner place the stage; the
-        # GPU annotation keeps gpu-tagged stages on workers that advertise a GPU.
-        placement = gpu_resources() if "gpu" in stage.tags else contextlib.nullcontext()
-        with placement:
-            future = stage.submit(*arguments)
-        future.wait()
-        state = future.state
-        if not state.is_final():
-            # prefect-dask's wait() swallows an error raised on the worker; result() re-raises it.
-            future.result()
+        with self.timed(stage.name) as outcome:
+            # Submitting (rather than calling) lets a Dask task runner place the stage; the
+            # GPU annotation keeps gpu-tagged stages on workers that advertise a GPU.
+            placement = gpu_resources() if "gpu" in stage.tags else contextlib.nullcontext()
+            with placement:
+                future = stage.submit(*arguments)
+            future.wait()
             state = future.state
-        if state.name == "Cached":
-            self.reused.append(stage.name)
-        return state.result()
+            if not state.is_final():
+                # prefect-dask's wait() swallows a worker's error; result() re-raises it.
+                future.result()
+                state = future.state
+            outcome["reused"] = state.name == "Cached"
+            return state.result()
+
+    @contextlib.contextmanager
+    def timed(self, stage: str) -> Iterator[dict[str, bool]]:
+        """Time the block as ``stage``; the block may set ``outcome["reused"]``."""
+        outcome = {"reused": False}
+        started = time.perf_counter()
+        progress.stage_started(stage)
+        try:
+            yield outcome
+        except BaseException:
+            progress.stage_failed(stage, seconds=time.perf_counter() - started)
+            raise
+        seconds = time.perf_counter() - started
+        self.timings.append(StageTiming(stage=stage, seconds=seconds, reused=outcome["reused"]))
+        progress.stage_finished(stage, seconds=seconds, reused=outcome["reused"])
 
 
 def make_run_name(config: RunConfig, run_id: str) -> str:
@@ -120,18 +151,19 @@ def regenerate_fair_dataset(config: RunConfig) -> RunSummary:
             synthetic = stages.run(generate, config, context, prepared, teacher, student)
             evaluation = stages.run(evaluate, config, context, prepared, synthetic)
             mlflow.set_tag("fairdistill.reused_stages", ",".join(stages.reused) or "none")
-            published = publish(
-                config,
-                context,
-                output_root,
-                run_name,
-                validated,
-                prepared,
-                teacher,
-                student,
-                synthetic,
-                evaluation,
-            )
+            with stages.timed("publish"):
+                published = publish(
+                    config,
+                    context,
+                    output_root,
+                    run_name,
+                    validated,
+                    prepared,
+                    teacher,
+                    student,
+                    synthetic,
+                    evaluation,
+                )
         except BaseException as error:
             record_failure(run_id, error)
             raise
@@ -142,4 +174,5 @@ def regenerate_fair_dataset(config: RunConfig) -> RunSummary:
         tracking_uri=redact_uri(settings.tracking_uri),
         published=published,
         headline=evaluation.headline,
+        stages=stages.timings,
     )

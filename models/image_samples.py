@@ -30,6 +30,14 @@ from fairdistill.models.reporting.plots import to_png
 from fairdistill.models.teacher import FairVAE, encode_latents
 
 IMAGES_PER_ROW = 8
+# What each grid shows, in the order a report presents them.
+SAMPLE_CAPTIONS = {
+    "real": "Real training images, one row per sensitive group.",
+    "synthetic": "Published synthetic images, one row per sensitive group.",
+    "teacher": "The teacher's latent codes of real images (columns) decoded as each group "
+    "(rows): a fair latent changes only what the group itself changes.",
+    "student": "The same for the distilled student's latent codes.",
+}
 _CELL_INCHES = 0.8
 # Pixels of white between cells, leaving room for each cell's caption.
 _GAP = 3

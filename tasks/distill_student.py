@@ -55,7 +55,7 @@ def distill_student(
             config.student,
             seed=config.seed,
             device=str(device),
-            on_epoch=epoch_logger("distill_student"),
+            on_epoch=epoch_logger("distill_student", config.student.epochs),
             on_checkpoint=checkpoint.save,
             start_state=checkpoint.resume(),
         )

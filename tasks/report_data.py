@@ -7,6 +7,7 @@ beside the HTML as JSON, and :func:`rerender_report` draws the report again from
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -23,6 +24,7 @@ from fairdistill.flows.config import RunConfig
 from fairdistill.flows.settings import REDACTED, redact_uri
 from fairdistill.models.errors import FairdistillError
 from fairdistill.models.gates import GateDecision
+from fairdistill.models.image_samples import SAMPLE_CAPTIONS
 from fairdistill.models.reporting import (
     ReportData,
     build_figures,
@@ -30,7 +32,12 @@ from fairdistill.models.reporting import (
     headline_markdown,
     render_html,
 )
-from fairdistill.models.reporting.data import GateResult, ModelSummary, Provenance
+from fairdistill.models.reporting.data import (
+    GateResult,
+    ModelSummary,
+    Provenance,
+    SampleGrid,
+)
 from fairdistill.models.spec import DatasetSpec
 from fairdistill.tasks.evaluate import EvaluationOutcome
 from fairdistill.tasks.generate import SyntheticData
@@ -136,7 +143,29 @@ def gather_report_data(inputs: RunInputs, decisions: list[GateDecision]) -> Repo
         distances=content.distance_histogram(tables["privacy"]),
         models=models,
         provenance=_provenance(inputs, spec, decisions, models),
+        samples=_sample_grids(_stage_runs(inputs.context).get("generate")),
     )
+
+
+def _sample_grids(generate_run_id: str | None) -> list[SampleGrid]:
+    """The image grids the generate stage logged (image datasets only; none when reused)."""
+    if generate_run_id is None:
+        return []
+    client = mlflow.MlflowClient()
+    logged = {Path(item.path).stem for item in client.list_artifacts(generate_run_id, "samples")}
+    if not logged:
+        return []
+    with tempfile.TemporaryDirectory() as folder:
+        local = Path(client.download_artifacts(generate_run_id, "samples", folder))
+        return [
+            SampleGrid(
+                name=name,
+                caption=SAMPLE_CAPTIONS.get(name, name),
+                png_base64=base64.b64encode((local / f"{name}.png").read_bytes()).decode("ascii"),
+            )
+            for name in [*SAMPLE_CAPTIONS, *sorted(logged - SAMPLE_CAPTIONS.keys())]
+            if name in logged
+        ]
 
 
 def _gate_result(decision: GateDecision) -> GateResult:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from prefect import task
@@ -15,6 +17,7 @@ from fairdistill.models.networks import parameter_count
 from fairdistill.models.teacher import encode_latents, probe_sensitive_auroc
 from fairdistill.models.teacher import train_teacher as fit_teacher
 from fairdistill.models.training import encoder_condition, resolve_device
+from fairdistill.tasks import progress
 from fairdistill.tasks.caching import STAGE_CACHE
 from fairdistill.tasks.model_store import EpochCheckpoint, log_encoder, save_module
 from fairdistill.tasks.policy import TRANSIENT_RETRIES
@@ -64,13 +67,15 @@ def log_latent_fairness(
     return metrics
 
 
-def epoch_logger(stage: str):
+def epoch_logger(stage: str, epochs: int) -> Callable[[int, dict[str, float]], None]:
+    """Each epoch's means go to MLflow, the log and the live display."""
     logger = get_run_logger()
 
     def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
         log_metrics(metrics, step=epoch)
         summary = ", ".join(f"{key} {value:.4f}" for key, value in metrics.items())
-        logger.info("%s epoch %d: %s", stage, epoch, summary)
+        logger.info("%s epoch %d/%d: %s", stage, epoch + 1, epochs, summary)
+        progress.epoch_finished(stage, epoch=epoch, epochs=epochs, metrics=metrics)
 
     return on_epoch
 
@@ -89,7 +94,7 @@ def train_teacher(config: RunConfig, context: StageContext, prepared: PreparedDa
             config.teacher,
             seed=config.seed,
             device=str(device),
-            on_epoch=epoch_logger("train_teacher"),
+            on_epoch=epoch_logger("train_teacher", config.teacher.epochs),
             on_checkpoint=checkpoint.save,
             start_state=checkpoint.resume(),
             build=lambda: build_teacher(codec, codec.sensitive_level_counts, config.teacher),

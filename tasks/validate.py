@@ -7,6 +7,7 @@ expectation failed, on which column, how often, with examples.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -36,6 +37,15 @@ from fairdistill.tasks.validation_suite import (
 GENERATION_MEMORY_FACTOR = 3
 FLOAT_BYTES = 4
 _CGROUP_MEMORY = Path("/sys/fs/cgroup")
+
+# Two notes MLflow prints on every logged input, though neither applies: the source is a
+# plain file path, and missing values are the validation suite's business, not the schema's.
+warnings.filterwarnings(
+    "ignore", message="The specified dataset source can be interpreted", category=UserWarning
+)
+warnings.filterwarnings(
+    "ignore", message="Hint: Inferred schema contains integer column", category=UserWarning
+)
 
 
 class InputSource(BaseModel):

@@ -132,6 +132,15 @@ class Provenance:
 
 
 @dataclass(frozen=True)
+class SampleGrid:
+    """Example images of an image dataset, drawn by the generate stage (PNG, base64)."""
+
+    name: str
+    caption: str
+    png_base64: str
+
+
+@dataclass(frozen=True)
 class ReportData:
     run_name: str
     dataset: str
@@ -149,6 +158,7 @@ class ReportData:
     distances: DistanceHistogram
     models: list[ModelSummary]
     provenance: Provenance
+    samples: list[SampleGrid] = field(default_factory=list)
     schema_version: int = REPORT_SCHEMA_VERSION
 
     @property

@@ -175,6 +175,8 @@ def build_figures(report: ReportData) -> dict[str, bytes]:
     panels = _latent_panels(report.models)
     if panels:
         figures["latent_space"] = plots.latent_chart(panels)
+    for grid in report.samples:
+        figures[figure_name("samples", None, grid.name)] = base64.b64decode(grid.png_base64)
     return figures
 
 
@@ -500,6 +502,12 @@ def _models(report: ReportData, figures: Mapping[str, bytes]) -> str:
             "groups.",
         )
     )
+    if report.samples:
+        parts.append("<h3>Sample images</h3>")
+        parts.extend(
+            _figure(figures, figure_name("samples", None, grid.name), grid.caption)
+            for grid in report.samples
+        )
     parts.append("</section>")
     return "".join(parts)
 

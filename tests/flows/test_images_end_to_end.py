@@ -113,3 +113,12 @@ def test_the_registered_generator_samples_images(image_run) -> None:
     generator = mlflow.pyfunc.load_model(f"models:/{registry.model}/{registry.version}")
     sampled = pl.from_pandas(generator.predict(pl.DataFrame({"rows": [7]}).to_pandas()))
     assert sampled.height == 7 and sampled.columns == [c for c in frame.columns if c != "split"]
+
+
+def test_the_report_shows_the_sample_grids(image_run) -> None:
+    summary, _ = image_run
+    html = Path(summary.published.report_html).read_text(encoding="utf-8")
+    samples = html[html.index("<h3>Sample images</h3>") :]
+    embedded = samples.count('<img src="data:image/png;base64,')
+    assert embedded == 4
+    assert "decoded as each group" in samples
