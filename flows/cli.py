@@ -7,11 +7,12 @@ print as one sentence and a non-zero exit code; ``--debug`` shows the traceback.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -403,7 +404,26 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
-        sys.exit(130)
+        exit_now(130)
+    except SystemExit as finished:
+        exit_now(finished.code)
+    exit_now(0)
+
+
+def exit_now(code: int | str | None) -> NoReturn:
+    """Exit once the exit handlers ran, skipping the interpreter's teardown of its modules.
+
+    Tearing down the thousands of modules torch, MLflow, Prefect and Great Expectations
+    import took 3 to 6 s after every run on two cores, with nothing left to do: every file
+    is closed (published ones fsynced), MLflow runs are ended, and the exit handlers that
+    matter (Prefect's services, the temporary server, logging) still run first.
+    """
+    if isinstance(code, str):
+        typer.echo(code, err=True)
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else (0 if code is None else 1))
 
 
 if __name__ == "__main__":
