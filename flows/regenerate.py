@@ -23,12 +23,14 @@ from fairdistill.flows.config import RunConfig
 from fairdistill.flows.settings import load_settings, redact_uri
 from fairdistill.flows.task_runner import build_task_runner, gpu_resources
 from fairdistill.tasks import progress
+from fairdistill.tasks.concurrency import ensure_gpu_limit
 from fairdistill.tasks.distill_student import distill_student
 from fairdistill.tasks.evaluate import evaluate
 from fairdistill.tasks.generate import generate
 from fairdistill.tasks.prepare import prepare
 from fairdistill.tasks.publish import PublishedDataset, publish
 from fairdistill.tasks.run_folder import check_output_location
+from fairdistill.tasks.storage import join_uri
 from fairdistill.tasks.tracking import (
     StageContext,
     ensure_experiment,
@@ -118,6 +120,9 @@ def regenerate_fair_dataset(config: RunConfig) -> RunSummary:
     logger = get_run_logger()
     settings = load_settings()
     output_root = config.output or str(settings.default_output)
+    gpu_limit = ensure_gpu_limit(settings.gpu_slots)
+    if gpu_limit is not None:
+        logger.info("GPU stages: at most %d at a time (Prefect tag limit 'gpu')", gpu_limit.slots)
     experiment_id = ensure_experiment(
         settings.tracking_uri, config.experiment, settings.mlflow_artifacts
     )
@@ -138,8 +143,8 @@ def regenerate_fair_dataset(config: RunConfig) -> RunSummary:
                 tracking_uri=settings.tracking_uri,
                 experiment_id=experiment_id,
                 parent_run_id=run_id,
-                work_uri=str(settings.work_root / run_name),
-                checkpoint_root=str(settings.home / "checkpoints"),
+                work_uri=join_uri(settings.work_uri, run_name),
+                checkpoint_root=settings.checkpoint_uri,
                 torch_threads=settings.torch_threads,
                 flow_run_id=str(flow_run_id),
             )

@@ -15,6 +15,11 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 HOME_VARIABLE = "FAIRDISTILL_HOME"
+WORK_URI_VARIABLE = "FAIRDISTILL_WORK_URI"
+CHECKPOINT_URI_VARIABLE = "FAIRDISTILL_CHECKPOINT_URI"
+GPU_SLOTS_VARIABLE = "FAIRDISTILL_GPU_SLOTS"
+# Inside the work root; a run name cannot start with a dot, so no run folder collides.
+CHECKPOINT_FOLDER = ".checkpoints"
 REDACTED = "***"
 # Query parameters that carry credentials in database and object-store URIs.
 _SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret|token|sig|key|credential|auth", re.IGNORECASE)
@@ -43,10 +48,32 @@ class Settings:
     # PyTorch threads per stage. The models are small: a second thread gains little, while
     # on a busy machine (workers sharing cores) waiting threads slowed training tenfold.
     torch_threads: int = 1
+    # Where stages exchange files, as any fsspec URI; None: the local folder work_root.
+    work_location: str | None = None
+    # Where training saves its epoch checkpoints; None: beside the work files (see below).
+    checkpoint_location: str | None = None
+    # Slots of the Prefect tag concurrency limit `gpu` the flow creates when the server has
+    # none; 0: leave the server's tag limits alone.
+    gpu_slots: int = 1
 
     @property
     def work_root(self) -> Path:
+        """The local work folder, used when no work URI is set."""
         return self.home / "work"
+
+    @property
+    def work_uri(self) -> str:
+        return (self.work_location or str(self.work_root)).rstrip("/")
+
+    @property
+    def checkpoint_uri(self) -> str:
+        if self.checkpoint_location:
+            return self.checkpoint_location.rstrip("/")
+        if self.work_location:
+            # A resumed attempt may run on another machine: it must find the checkpoint
+            # wherever it finds the work files.
+            return f"{self.work_uri}/{CHECKPOINT_FOLDER}"
+        return str(self.home / "checkpoints")
 
     @property
     def default_output(self) -> Path:
@@ -69,6 +96,9 @@ def load_settings() -> Settings:
         prefect_home=prefect_home,
         dask_address=dask_address,
         torch_threads=torch_threads,
+        work_location=os.environ.get(WORK_URI_VARIABLE) or None,
+        checkpoint_location=os.environ.get(CHECKPOINT_URI_VARIABLE) or None,
+        gpu_slots=max(0, int(os.environ.get(GPU_SLOTS_VARIABLE, "1"))),
     )
 
 

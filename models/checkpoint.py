@@ -31,42 +31,67 @@ _HEADER_LENGTH_BYTES = 8
 _Loaded = TypeVar("_Loaded")
 
 
-def save_state(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> str:
-    """Write ``tensors`` with JSON ``metadata`` atomically; return the file's sha256."""
+def state_to_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> bytes:
+    """``tensors`` and JSON ``metadata`` as the bytes of a safetensors file."""
     # Cloning detaches from autograd and from shared storage (tied weights), which
     # safetensors refuses to write.
     plain = {
         name: tensor.detach().to("cpu").contiguous().clone() for name, tensor in tensors.items()
     }
-    payload = safetensors.torch.save(plain, metadata=_header_metadata(metadata))
-    return _write_atomically(Path(path), payload)
+    return safetensors.torch.save(plain, metadata=_header_metadata(metadata))
+
+
+def arrays_to_bytes(arrays: dict[str, np.ndarray], metadata: dict[str, Any]) -> bytes:
+    """Numpy ``arrays`` and JSON ``metadata`` as the bytes of a safetensors file."""
+    plain = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
+    return safetensors.numpy.save(plain, metadata=_header_metadata(metadata))
+
+
+def state_from_bytes(payload: bytes, source: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and metadata of a safetensors file's bytes; ``source`` names it in errors."""
+    return _parse(source, payload, safetensors.torch.load), _read_metadata(source, payload)
+
+
+def arrays_from_bytes(payload: bytes, source: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Numpy arrays and metadata of a safetensors file's bytes."""
+    return _parse(source, payload, safetensors.numpy.load), _read_metadata(source, payload)
+
+
+def verify_sha256(payload: bytes, expected_sha256: str, source: str) -> None:
+    """Refuse bytes that changed since the write that returned ``expected_sha256``."""
+    actual = hashlib.sha256(payload).hexdigest()
+    if actual != expected_sha256.lower():
+        raise CheckpointError(
+            f"The stored model changed since it was written (sha256 {actual[:12]}…, "
+            f"expected {expected_sha256[:12]}…)",
+            file=source,
+            rule="checkpoint-sha256",
+            hint="the file was modified or damaged; restore it or re-run the stage that writes it",
+        )
+
+
+def save_state(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> str:
+    """Write ``tensors`` with JSON ``metadata`` atomically; return the file's sha256."""
+    return _write_atomically(Path(path), state_to_bytes(tensors, metadata))
 
 
 def load_state(
     path: str | Path, expected_sha256: str | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read tensors and metadata, refusing a file whose sha256 or structure is wrong."""
-    path = Path(path)
-    payload = _read_verified(path, expected_sha256)
-    tensors = _parse(path, payload, safetensors.torch.load)
-    return tensors, _read_metadata(path, payload)
+    return state_from_bytes(_read_verified(Path(path), expected_sha256), str(path))
 
 
 def save_arrays(path: str | Path, arrays: dict[str, np.ndarray], metadata: dict[str, Any]) -> str:
     """Write numpy ``arrays`` with JSON ``metadata`` atomically; return the file's sha256."""
-    plain = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
-    payload = safetensors.numpy.save(plain, metadata=_header_metadata(metadata))
-    return _write_atomically(Path(path), payload)
+    return _write_atomically(Path(path), arrays_to_bytes(arrays, metadata))
 
 
 def load_arrays(
     path: str | Path, expected_sha256: str | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read numpy arrays and metadata, refusing a file whose sha256 or structure is wrong."""
-    path = Path(path)
-    payload = _read_verified(path, expected_sha256)
-    arrays = _parse(path, payload, safetensors.numpy.load)
-    return arrays, _read_metadata(path, payload)
+    return arrays_from_bytes(_read_verified(Path(path), expected_sha256), str(path))
 
 
 def file_sha256(path: str | Path) -> str:
@@ -111,27 +136,18 @@ def _read_verified(path: Path, expected_sha256: str | None) -> bytes:
             hint="check the path, or re-run the stage that writes it",
         ) from error
     if expected_sha256 is not None:
-        actual = hashlib.sha256(payload).hexdigest()
-        if actual != expected_sha256.lower():
-            raise CheckpointError(
-                f"The stored model changed since it was written (sha256 {actual[:12]}…, "
-                f"expected {expected_sha256[:12]}…)",
-                file=str(path),
-                rule="checkpoint-sha256",
-                hint="the file was modified or damaged; restore it or re-run the stage "
-                "that writes it",
-            )
+        verify_sha256(payload, expected_sha256, str(path))
     return payload
 
 
-def _parse(path: Path, payload: bytes, load: Callable[[bytes], _Loaded]) -> _Loaded:
+def _parse(source: str, payload: bytes, load: Callable[[bytes], _Loaded]) -> _Loaded:
     try:
         return load(payload)
     except (SafetensorError, ValueError, OSError) as error:
-        raise _not_safetensors(path, error) from error
+        raise _not_safetensors(source, error) from error
 
 
-def _read_metadata(path: Path, payload: bytes) -> dict[str, Any]:
+def _read_metadata(source: str, payload: bytes) -> dict[str, Any]:
     """Our metadata from the header (the safetensors loaders return only the tensors)."""
     try:
         length = int.from_bytes(payload[:_HEADER_LENGTH_BYTES], "little")
@@ -139,16 +155,16 @@ def _read_metadata(path: Path, payload: bytes) -> dict[str, Any]:
         stored = header.get("__metadata__", {}).get(METADATA_KEY)
         metadata = {} if stored is None else json.loads(stored)
     except (ValueError, AttributeError) as error:
-        raise _not_safetensors(path, error) from error
+        raise _not_safetensors(source, error) from error
     if not isinstance(metadata, dict):
-        raise _not_safetensors(path, TypeError("metadata is not a JSON object"))
+        raise _not_safetensors(source, TypeError("metadata is not a JSON object"))
     return metadata
 
 
-def _not_safetensors(path: Path, error: Exception) -> CheckpointError:
+def _not_safetensors(source: str, error: Exception) -> CheckpointError:
     return CheckpointError(
         f"The stored model is not a valid safetensors file ({error})",
-        file=str(path),
+        file=source,
         rule="checkpoint-format",
         hint="the file is truncated or damaged; restore it or re-run the stage that writes it",
     )

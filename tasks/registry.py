@@ -148,7 +148,8 @@ def _copy_verified(folder: Path, refs: dict[str, Ref]) -> dict[str, Path]:
     """Local copies of the run's files, each checked against its recorded sha256."""
     copies = {}
     for key, ref in refs.items():
-        copy = folder / Path(ref.uri).name
+        # The work folder may be any fsspec URI: its last part names the file.
+        copy = folder / ref.uri.rsplit("/", 1)[-1]
         copy.write_bytes(read_bytes(ref))
         copies[key] = copy
     return copies

@@ -8,6 +8,7 @@ before trusting the bytes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -43,6 +44,40 @@ def _is_local(uri: str) -> bool:
     return "://" not in uri or uri.startswith("file://")
 
 
+def join_uri(root: str, *names: str) -> str:
+    """``root/name/...`` for a local folder or any fsspec URI (always ``/``-separated)."""
+    return "/".join([root.rstrip("/"), *(name.strip("/") for name in names)])
+
+
+def _filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    return fsspec.core.url_to_fs(uri)
+
+
+def exists(uri: str) -> bool:
+    filesystem, path = _filesystem(uri)
+    return bool(filesystem.exists(path))
+
+
+def read_unverified(uri: str) -> bytes | None:
+    """The bytes at ``uri``, or None when nothing is there.
+
+    Only for files whose digest is kept elsewhere (a checkpoint's digest file) and checked
+    by the caller; everything a stage hands on is read with :func:`read_bytes`.
+    """
+    try:
+        with fsspec.open(uri, "rb") as stream:
+            return stream.read()
+    except FileNotFoundError:
+        return None
+
+
+def remove(uri: str) -> None:
+    """Delete the file at ``uri``; nothing there is fine."""
+    filesystem, path = _filesystem(uri)
+    with contextlib.suppress(FileNotFoundError):
+        filesystem.rm_file(path)
+
+
 def write_bytes(uri: str, data: bytes) -> Ref:
     """Write atomically where the filesystem allows it (local: temp file, then rename)."""
     if _is_local(uri):
@@ -66,8 +101,15 @@ def write_bytes(uri: str, data: bytes) -> Ref:
 
 
 def read_bytes(ref: Ref) -> bytes:
-    with fsspec.open(ref.uri, "rb") as stream:
-        data = stream.read()
+    data = read_unverified(ref.uri)
+    if data is None:
+        raise CheckpointError(
+            "A file an earlier stage wrote is missing",
+            file=ref.uri,
+            rule="reference-exists",
+            hint="run again with fresh stages (--fresh, or reuse_stages: false); every "
+            "machine of a run must read the same work root (FAIRDISTILL_WORK_URI)",
+        )
     actual = sha256_bytes(data)
     if actual != ref.sha256:
         raise CheckpointError(

@@ -81,10 +81,16 @@ def prefect_api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}/api"
+    # This server runs no background services, so none reclaims the slot a run killed
+    # mid-stage holds: a `gpu` tag limit on it would stall every later GPU stage. Runs
+    # against it leave tag limits alone; tests of the limit ask for one themselves.
+    no_gpu_limit = pytest.MonkeyPatch()
+    no_gpu_limit.setenv("FAIRDISTILL_GPU_SLOTS", "0")
     try:
         wait_until_healthy(url, process, log)
         yield url
     finally:
+        no_gpu_limit.undo()
         process.terminate()
         try:
             process.wait(timeout=15)

@@ -40,9 +40,11 @@ from prefect.client.orchestration import PrefectClient  # noqa: E402
 from prefect.client.schemas.actions import WorkPoolCreate  # noqa: E402
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId  # noqa: E402
 from prefect.client.schemas.objects import FlowRun, TaskRun  # noqa: E402
+from prefect.exceptions import ObjectNotFound  # noqa: E402
 
 from fairdistill.data import bundled_dataset  # noqa: E402
 from fairdistill.flows.task_runner import GPU_RESOURCE  # noqa: E402
+from fairdistill.tasks.concurrency import GPU_TAG  # noqa: E402
 from fairdistill.tasks.registry import APPROVALS_FILE, CANDIDATE, read_audit_log  # noqa: E402
 from fairdistill.tasks.storage import sha256_bytes  # noqa: E402
 
@@ -180,6 +182,8 @@ class Endpoints:
         }
         # Unset while deploying, so the pull step keeps the placeholder the worker fills in.
         environment.pop("FAIRDISTILL_PROJECT_DIR", None)
+        # The default: the flow ensures the `gpu` tag limit with one slot.
+        environment.pop("FAIRDISTILL_GPU_SLOTS", None)
         return environment
 
 
@@ -244,6 +248,7 @@ class ProductionRun:
     cpu_worker: str
     output: Path
     data: Path
+    gpu_slots: int | None
 
 
 def run_parameters(data: Path, spec: Path, output: Path) -> dict[str, Any]:
@@ -278,6 +283,14 @@ async def start_run(api_url: str, parameters: dict[str, Any]) -> str:
             deployment.id, parameters=parameters
         )
         return str(flow_run.id)
+
+
+async def read_gpu_slots(api_url: str) -> int | None:
+    async with PrefectClient(api=api_url) as client:
+        try:
+            return (await client.read_concurrency_limit_by_tag(GPU_TAG)).concurrency_limit
+        except ObjectNotFound:
+            return None
 
 
 async def read_run(api_url: str, flow_run_id: str) -> tuple[FlowRun, list[TaskRun]]:
@@ -338,7 +351,14 @@ def production(
         (gpu_worker,) = [a for a, info in workers.items() if info["resources"].get(GPU_RESOURCE)]
         (cpu_worker,) = set(workers) - {gpu_worker}
         yield ProductionRun(
-            flow_run, task_runs, endpoints.tracking_uri, gpu_worker, cpu_worker, output, data
+            flow_run,
+            task_runs,
+            endpoints.tracking_uri,
+            gpu_worker,
+            cpu_worker,
+            output,
+            data,
+            asyncio.run(read_gpu_slots(endpoints.api_url)),
         )
     finally:
         services.stop_all()
@@ -381,6 +401,8 @@ def test_gpu_stages_ran_on_the_gpu_worker_and_the_rest_needed_none(
         assert placed[stage] in {production.gpu_worker, production.cpu_worker}
     # publish runs in the flow's own process, outside Dask.
     assert not placed["publish"].startswith("tcp://")
+    # The run created the tag limit that keeps GPU stages of all runs to one at a time.
+    assert production.gpu_slots == 1
 
 
 def test_the_mlflow_server_holds_runs_metrics_and_the_candidate(
