@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt | $(PYTHON)
 	touch $@
 
 $(DEV_STAMP): pyproject.toml constraints.txt | $(PYTHON)
-	$(PYTHON) -m pip install --quiet -c constraints.txt -e '.[dev,dask]'
+	$(PYTHON) -m pip install --quiet -c constraints.txt -e '.[dev,dask,bench]'
 	touch $@ $(STAMP)
 
 run: $(STAMP)

@@ -117,7 +117,6 @@ def test_speed_runs_the_pipeline_and_reads_stage_times(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_ctgan_peer_evaluates_both_models(tmp_path: Path) -> None:
-    pytest.importorskip("ctgan")
     from benchmarks import ctgan_peer
 
     output = tmp_path / "peer.json"
@@ -131,7 +130,6 @@ def test_ctgan_peer_evaluates_both_models(tmp_path: Path) -> None:
 
 
 def test_ctgan_output_is_cast_back_to_the_training_schema() -> None:
-    pytest.importorskip("ctgan")
     from benchmarks import ctgan_peer
     from benchmarks.speed_common import Clock as PeerClock
 
