@@ -224,6 +224,19 @@ def test_the_registered_generator_samples_and_transforms_rows(
     assert transformed["sex"].tolist() == run_files.frame.head(20)["sex"].to_list()
 
 
+def test_the_registered_generator_is_code_and_safetensors_never_a_pickle(
+    two_versions: tuple[str, int, int], tmp_path: Path
+) -> None:
+    model, first, _ = two_versions
+    local = Path(
+        mlflow.artifacts.download_artifacts(f"models:/{model}/{first}", dst_path=str(tmp_path))
+    )
+    files = {path.name for path in local.rglob("*") if path.is_file()}
+    assert not any(name.endswith((".pkl", ".pickle", ".cloudpickle")) for name in files)
+    assert "generator_entry.py" in files
+    assert {"teacher.safetensors", "student.safetensors", "codec.json"} <= files
+
+
 def test_a_generator_whose_files_changed_refuses_to_load(
     two_versions: tuple[str, int, int], tmp_path: Path
 ) -> None:
