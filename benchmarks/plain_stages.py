@@ -16,6 +16,7 @@ from pathlib import Path
 from benchmarks.speed_common import Clock
 from fairdistill.data import bundled_dataset
 from fairdistill.flows.config import RunConfig
+from fairdistill.flows.settings import load_settings
 from fairdistill.models.blocks import EncodedTable
 from fairdistill.models.evaluation import evaluate_synthetic
 from fairdistill.models.generation import decode_latents, sample_sensitive
@@ -32,6 +33,7 @@ from fairdistill.models.teacher import (
     train_teacher,
 )
 from fairdistill.tasks.storage import parquet_bytes
+from fairdistill.tasks.tracking import stage_threads
 from fairdistill.tasks.training_record import latent_sample
 from fairdistill.tasks.validation_suite import validate_frame
 
@@ -42,14 +44,23 @@ def run_plain_stages(
     epochs: int | None = None,
     student_epochs: int | None = None,
     rows: int | None = None,
+    threads: int | None = None,
 ) -> None:
-    """Run validate … evaluate on Adult with the run defaults, timing each in ``clock``."""
+    """Run validate … evaluate on Adult with the run defaults, timing each in ``clock``.
+
+    ``threads`` (default: the pipeline's setting) caps torch, BLAS and OpenMP as each
+    pipeline stage does, so both sides of the comparison compute with the same threads.
+    """
+    threads = threads or load_settings().torch_threads
     config = RunConfig(dataset="adult")
     teacher_config = config.teacher.model_copy(update={"epochs": epochs or config.teacher.epochs})
     student_config = config.student.model_copy(
         update={"epochs": student_epochs or config.student.epochs}
     )
-    with tempfile.TemporaryDirectory(prefix="fairdistill-plain-work-") as folder:
+    with (
+        tempfile.TemporaryDirectory(prefix="fairdistill-plain-work-") as folder,
+        stage_threads(threads),
+    ):
         _run_stages(clock, config, teacher_config, student_config, rows, Path(folder))
 
 

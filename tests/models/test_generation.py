@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Iterator
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from fairdistill.models.blocks import EncodedTable, FeatureBlock
 from fairdistill.models.errors import ConfigError
 from fairdistill.models.generation import decode_latents, sample_sensitive, transform_rows
+from fairdistill.models.networks import _sample_one_hot
 from fairdistill.models.teacher import FairVAE, TeacherConfig
 from fairdistill.models.training import joint_group_index
 
@@ -141,6 +143,45 @@ def test_empty_input_gives_empty_output() -> None:
         criterion=model.criterion,
     )
     assert features.shape == (0, 9) and label.shape == (0,)
+
+
+def test_one_hot_draw_picks_the_first_category_whose_cdf_reaches_the_uniform() -> None:
+    probs = torch.softmax(torch.randn(2_000, 7, generator=torch.Generator().manual_seed(0)), 1)
+    uniform = torch.rand(len(probs), 1, generator=torch.Generator().manual_seed(5))
+    # A row whose probabilities sum to 0.9 (rounding, at a smaller scale) and whose uniform
+    # lies above that still gets a level: the last one.
+    short = int(torch.nonzero(uniform[:, 0] > 0.9)[0])
+    probs[short] = torch.tensor([0.3, 0.3, 0.3, 0.0, 0.0, 0.0, 0.0])
+    drawn = _sample_one_hot(probs, torch.Generator().manual_seed(5))
+    expected = (probs.cumsum(dim=1) < uniform).sum(dim=1).clamp_max(6)
+    assert drawn.dtype == probs.dtype
+    np.testing.assert_array_equal(drawn.sum(dim=1).numpy(), 1.0)
+    np.testing.assert_array_equal(drawn.argmax(dim=1).numpy(), expected.numpy())
+    assert drawn[short, 6] == 1.0
+
+
+def test_decoding_writes_rows_into_one_output_array() -> None:
+    model = _model()
+    latents, sensitive = _inputs(20_000)
+    tracemalloc.start()
+    try:
+        features, label = decode_latents(
+            model.decoder,
+            model.label_head,
+            latents,
+            sensitive,
+            LEVELS,
+            seed=0,
+            criterion=model.criterion,
+            batch_size=1_000,
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    output = features.nbytes + label.nbytes
+    # The output plus the sensitive one-hot (~0.45 of it here) and one batch; collecting,
+    # concatenating and converting the batches held three copies of the rows (~3.1x).
+    assert output < peak < 2 * output
 
 
 def test_transform_gives_one_row_per_real_row_with_its_own_groups() -> None:

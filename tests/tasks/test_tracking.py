@@ -1,4 +1,4 @@
-"""Where a stage ran: the Dask worker's address on a cluster, host and process elsewhere."""
+"""Where a stage ran (Dask worker, or host and process) and with how many threads."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import os
 import socket
 
 import pytest
+import torch
+from threadpoolctl import threadpool_info
 
-from fairdistill.tasks.tracking import worker_identity
+from fairdistill.tasks.tracking import stage_threads, worker_identity
 
 
 def test_outside_dask_a_stage_names_its_host_and_process() -> None:
@@ -24,3 +26,20 @@ def test_on_a_dask_worker_a_stage_names_the_workers_address() -> None:
     ):
         (address,) = client.scheduler_info()["workers"]
         assert client.submit(worker_identity, pure=False).result() == address
+
+
+def test_a_stage_limits_torch_blas_and_openmp_threads_and_restores_them() -> None:
+    torch_before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    pools_before = [pool["num_threads"] for pool in threadpool_info()]
+    try:
+        with stage_threads(1):
+            assert torch.get_num_threads() == 1
+            pools = threadpool_info()
+            # numpy's BLAS at least is loaded, or the limit would be untested.
+            assert any(pool["user_api"] == "blas" for pool in pools)
+            assert all(pool["num_threads"] == 1 for pool in pools)
+        assert torch.get_num_threads() == 2
+        assert [pool["num_threads"] for pool in threadpool_info()] == pools_before
+    finally:
+        torch.set_num_threads(torch_before)
