@@ -162,16 +162,12 @@ def run(
         "reuse_stages": False if fresh else None,
     }
     try:
-        from fairdistill.flows.server_warmup import ServerWarmup
-
-        server = ServerWarmup().start()
         config = collect_config(config_file, overrides)
         from fairdistill.flows.live_progress import live_stages_if_interactive
         from fairdistill.flows.logging_setup import configure_console
         from fairdistill.flows.regenerate import regenerate_fair_dataset
 
         configure_console(debug=debug)
-        server.wait()
         with live_stages_if_interactive(enabled=not (quiet or as_json)):
             summary = regenerate_fair_dataset(config)
     except Exception as error:
