@@ -13,6 +13,14 @@ make the student forget s. Without it a logistic probe read sex from the student
 Adult with AUROC 0.95-0.99 while the teacher's gave about 0.6; a small s-dependent offset is
 cheap in squared error and all a linear probe needs. Copying the teacher's latent means
 copying its independence from s too.
+
+The mean error is scaled per latent dimension by the teacher's code variance (floored at
+``code_variance_floor``). A VAE teacher leaves most of its dimensions nearly constant
+(on Adult, 11 of 16 with a standard deviation of 0.02-0.14) and puts the label into them: the
+label head reads them, and an unscaled squared error lets the student blur them at no cost.
+On one Adult seed that blurring left a student whose rows were unfair (TSTR DPR 0.35 against
+its teacher's 0.98); the scaled error gave 0.96. On another seed it moved DPR from 0.89 to 0.74
+(its teacher: 0.82), within the +-0.1 that DPR moves between two nearly equal generators.
 """
 
 from __future__ import annotations
@@ -28,7 +36,12 @@ from fairdistill.models.blocks import EncodedTable, FeatureBlock
 from fairdistill.models.errors import ConfigError
 from fairdistill.models.losses import bernoulli_kl, fairness_penalty
 from fairdistill.models.networks import MLPEncoder, parameter_count
-from fairdistill.models.teacher import FairVAE, LabelConditionedEncoder, label_head_input
+from fairdistill.models.teacher import (
+    FairVAE,
+    LabelConditionedEncoder,
+    encode_latents,
+    label_head_input,
+)
 from fairdistill.models.training import (
     CheckpointCallback,
     EpochCallback,
@@ -57,6 +70,17 @@ class StudentConfig(BaseModel):
         ge=0.0,
         description="Weight, within the quality loss, of the teacher's dependence penalty "
         "on the student's means.",
+    )
+    scale_by_code_variance: bool = Field(
+        default=True,
+        description="Divide the latent mean error of each dimension by the teacher's code "
+        "variance in that dimension, so nearly constant dimensions count as much as wide ones.",
+    )
+    code_variance_floor: float = Field(
+        default=0.01,
+        gt=0.0,
+        description="Smallest code variance used in that scaling, so a dimension the teacher "
+        "holds constant does not get an unbounded weight.",
     )
     sensitive_input: bool = Field(
         default=True,
@@ -110,10 +134,11 @@ def distill_student(
     teacher = teacher.to(target).eval()
     student = seeded_module(lambda: build_student(teacher, config), seed).to(target)
     data = table_tensors(table, sensitive_levels, target)
+    weights = latent_error_weights(teacher, table, sensitive_levels, config)
 
     def step(rows: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
         del generator  # distillation compares posterior means: nothing is sampled
-        terms = _distillation_terms(teacher, student, data, rows, config.fairness_weight)
+        terms = _distillation_terms(teacher, student, data, rows, config.fairness_weight, weights)
         terms["loss"] = (
             config.quality_weight * terms["quality"] + config.utility_weight * terms["utility"]
         )
@@ -141,12 +166,33 @@ def distill_student(
     return student, history
 
 
+def latent_error_weights(
+    teacher: FairVAE,
+    table: EncodedTable,
+    sensitive_levels: Sequence[int],
+    config: StudentConfig,
+) -> Tensor:
+    """Weight of each latent dimension in the student's mean error, on the teacher's device.
+
+    ``1 / max(variance, floor)`` of the teacher's codes on ``table`` when scaling is on,
+    else ones.
+    """
+    device = next(teacher.parameters()).device
+    latent_dim = teacher.encoder.latent_dim
+    if not config.scale_by_code_variance or len(table) < 2:
+        return torch.ones(latent_dim, device=device)
+    codes = encode_latents(teacher.encoder, table, sensitive_levels)
+    variance = torch.as_tensor(codes.var(axis=0), dtype=torch.float32, device=device)
+    return 1.0 / variance.clamp_min(config.code_variance_floor)
+
+
 def _distillation_terms(
     teacher: FairVAE,
     student: MLPEncoder,
     data: TableTensors,
     rows: Tensor,
     fairness_weight: float,
+    latent_weights: Tensor,
 ) -> dict[str, Tensor]:
     x, condition, sensitive = data.features[rows], data.condition[rows], data.sensitive[rows]
     with torch.no_grad():
@@ -160,7 +206,7 @@ def _distillation_terms(
         student_mu, data.sensitive_joint[rows], data.label[rows], teacher.criterion
     )
     quality = (
-        F.mse_loss(student_mu, teacher_mu)
+        ((student_mu - teacher_mu).pow(2) * latent_weights).mean()
         + F.mse_loss(student_logvar, teacher_logvar)
         + fairness_weight * fairness
     )

@@ -17,6 +17,13 @@ equalized odds). The fairness term, weighted by beta, has two parts:
   head collapse to noise when the label depends strongly on s; the rate gap does not.
 
 The label head reads the posterior mean, as it does at generation time.
+
+After training, the head's output bias is shifted so that its mean probability on the
+training codes equals the real positive rate (``calibrate_label_rate``). The fairness term
+pulls the head's rates down more than up: on Adult the synthetic positive rate was 0.17-0.19
+against a real 0.24. Since z carries (almost) nothing of s, one shift common to every row
+keeps parity; on one Adult seed it raised the downstream classifier's demographic-parity
+ratio from 0.74 to 0.79 and its accuracy from 0.790 to 0.807.
 """
 
 from __future__ import annotations
@@ -69,8 +76,10 @@ __all__ = [
     "FairVAE",
     "LabelConditionedEncoder",
     "TeacherConfig",
+    "calibrate_label_rate",
     "encode_latents",
     "label_head_input",
+    "logit_shift_for_rate",
     "parameter_count",
     "probe_sensitive_auroc",
     "train_teacher",
@@ -78,6 +87,11 @@ __all__ = [
 
 # A probe on more rows than this gains no precision worth its seconds.
 PROBE_MAX_ROWS = 20_000
+# The mean probability of this many rows pins the label rate to about 0.001.
+CALIBRATION_MAX_ROWS = 200_000
+# Bisection bounds for the logit shift: beyond +-20 every probability is already 0 or 1.
+_MAX_LOGIT_SHIFT = 20.0
+_BISECTION_STEPS = 60
 
 
 class TeacherConfig(BaseModel):
@@ -95,9 +109,18 @@ class TeacherConfig(BaseModel):
     batch_size: int = Field(default=256, ge=16, le=2048)
     learning_rate: float = Field(default=2e-3, gt=0.0, le=1.0)
     beta: float = Field(default=5.0, ge=0.0, description="Weight of the fairness term.")
-    kl_weight: float = Field(default=0.5, ge=0.0)
+    # 0.2 rather than 0.5: on the Adult seed whose student failed at 0.5 (alpha-precision
+    # 0.77, coverage 0.73 even with the variance-scaled distillation) it gave 0.97 and
+    # 0.85, and on the two other seeds alpha-precision rose by about 0.01 with coverage
+    # 0.01 lower. 0.1 raised AUROC but cost alpha-precision and coverage (0.87, 0.77).
+    kl_weight: float = Field(default=0.2, ge=0.0)
     label_weight: float = Field(default=1.0, ge=0.0)
     criterion: Literal["demographic_parity", "equalized_odds"] = "demographic_parity"
+    calibrate_label_rate: bool = Field(
+        default=True,
+        description="After training, shift the label head so its mean probability on the "
+        "training rows equals the real positive rate.",
+    )
 
 
 def label_head_input(z: Tensor, sensitive: Tensor, criterion: FairnessCriterion) -> Tensor:
@@ -270,7 +293,46 @@ def train_teacher(
         on_checkpoint=on_checkpoint,
         start_state=start_state,
     )
+    if config.calibrate_label_rate:
+        calibrate_label_rate(model, table, sensitive_levels, seed=seed)
     return model, history
+
+
+def calibrate_label_rate(
+    model: FairVAE, table: EncodedTable, sensitive_levels: Sequence[int], *, seed: int
+) -> float:
+    """Shift ``model``'s label head so its mean probability on ``table`` is the label rate.
+
+    The head reads posterior means, as at generation time; tables larger than
+    ``CALIBRATION_MAX_ROWS`` are subsampled with ``seed``. Returns the logit shift applied.
+    """
+    if len(table) > CALIBRATION_MAX_ROWS:
+        rows = np.sort(
+            np.random.default_rng(seed).choice(len(table), CALIBRATION_MAX_ROWS, replace=False)
+        )
+        table = EncodedTable(table.features[rows], table.sensitive[rows], table.label[rows])
+    device = next(model.parameters()).device
+    codes = torch.as_tensor(encode_latents(model, table, sensitive_levels), device=device)
+    sensitive = torch.as_tensor(
+        one_hot_sensitive(table.sensitive, list(sensitive_levels)), device=device
+    )
+    with torch.no_grad():
+        logits = model.label_head(label_head_input(codes, sensitive, model.criterion))
+    offset = logit_shift_for_rate(logits, float(np.mean(table.label)))
+    model.label_head.shift_logit(offset)
+    return offset
+
+
+def logit_shift_for_rate(logits: Tensor, rate: float) -> float:
+    """The shift ``c`` with mean(sigmoid(logits + c)) == ``rate``, within +-20 (bisection)."""
+    low, high = -_MAX_LOGIT_SHIFT, _MAX_LOGIT_SHIFT
+    for _ in range(_BISECTION_STEPS):
+        middle = 0.5 * (low + high)
+        if float(torch.sigmoid(logits + middle).mean()) < rate:
+            low = middle
+        else:
+            high = middle
+    return 0.5 * (low + high)
 
 
 def _batch_terms(

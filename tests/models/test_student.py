@@ -11,7 +11,12 @@ import torch
 from fairdistill.models.blocks import EncodedTable, FeatureBlock
 from fairdistill.models.errors import ConfigError
 from fairdistill.models.networks import parameter_count
-from fairdistill.models.student import StudentConfig, build_student, distill_student
+from fairdistill.models.student import (
+    StudentConfig,
+    build_student,
+    distill_student,
+    latent_error_weights,
+)
 from fairdistill.models.teacher import FairVAE, TeacherConfig, encode_latents, train_teacher
 
 LEVELS = [2, 3]
@@ -121,3 +126,30 @@ def test_utility_loss_alone_also_pulls_the_student_towards_the_teacher(setting) 
     _, history = distill_student(teacher, table, blocks, LEVELS, config, seed=0)
     assert history[-1]["utility"] < 0.5 * history[0]["utility"]
     assert history[-1]["loss"] == pytest.approx(history[-1]["utility"])
+
+
+def test_latent_error_weights_are_the_inverse_code_variance_with_a_floor(setting) -> None:
+    table, _, teacher = setting
+    variance = encode_latents(teacher, table, LEVELS).var(axis=0)
+    floor = float(np.median(variance))
+    config = StudentConfig(code_variance_floor=floor)
+    weights = latent_error_weights(teacher, table, LEVELS, config).numpy()
+    np.testing.assert_allclose(weights, 1.0 / np.maximum(variance, floor), rtol=1e-5)
+    assert weights.max() == pytest.approx(1.0 / floor)
+    plain = StudentConfig(scale_by_code_variance=False)
+    assert torch.equal(latent_error_weights(teacher, table, LEVELS, plain), torch.ones(6))
+
+
+def test_scaled_error_fits_the_teachers_narrow_dimensions_better(setting) -> None:
+    table, blocks, teacher = setting
+    target = encode_latents(teacher, table, LEVELS)
+    narrow = target.var(axis=0) < np.median(target.var(axis=0))
+
+    def relative_error(config: StudentConfig) -> float:
+        student, _ = distill_student(teacher, table, blocks, LEVELS, config, seed=0)
+        error = ((encode_latents(student, table, LEVELS) - target) ** 2).mean(axis=0)
+        return float((error / target.var(axis=0))[narrow].mean())
+
+    plain = relative_error(FAST.model_copy(update={"scale_by_code_variance": False}))
+    scaled = relative_error(FAST.model_copy(update={"code_variance_floor": 1e-4}))
+    assert scaled < 0.5 * plain

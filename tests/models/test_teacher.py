@@ -24,7 +24,9 @@ from fairdistill.models.networks import (
 from fairdistill.models.teacher import (
     FairVAE,
     TeacherConfig,
+    calibrate_label_rate,
     encode_latents,
+    logit_shift_for_rate,
     probe_sensitive_auroc,
     train_teacher,
 )
@@ -267,3 +269,50 @@ def test_cuda_request_without_cuda_is_refused() -> None:
     assert resolve_device("auto").type == "cpu"
     with pytest.raises(ConfigError):
         resolve_device("cuda")
+
+
+def test_logit_shift_for_rate_solves_for_the_requested_mean_probability() -> None:
+    # sigmoid(c) = 0.75 exactly when c = log(3).
+    assert logit_shift_for_rate(torch.zeros(10), 0.75) == pytest.approx(np.log(3.0), abs=1e-6)
+    logits = torch.linspace(-4.0, 2.0, 101)
+    shift = logit_shift_for_rate(logits, 0.3)
+    assert float(torch.sigmoid(logits + shift).mean()) == pytest.approx(0.3, abs=1e-6)
+    # An unreachable rate ends at the bound nearest to it instead of running off.
+    assert 15.0 < logit_shift_for_rate(logits, 1.0) <= 20.0
+    assert -20.0 <= logit_shift_for_rate(logits, 0.0) < -15.0
+
+
+def _mean_label_probability(model: FairVAE, data: EncodedTable) -> float:
+    codes = torch.as_tensor(encode_latents(model, data, LEVELS))
+    with torch.no_grad():
+        return float(torch.sigmoid(model.label_head(codes)).mean())
+
+
+def test_calibrated_teacher_predicts_the_real_positive_rate(table) -> None:
+    data, blocks = table
+    # A strong fairness weight drags the head's rate away from the real one.
+    config = FAST.model_copy(update={"beta": 20.0})
+    calibrated, _ = train_teacher(data, blocks, LEVELS, config, seed=0)
+    raw, _ = train_teacher(
+        data, blocks, LEVELS, config.model_copy(update={"calibrate_label_rate": False}), seed=0
+    )
+    rate = float(data.label.mean())
+    assert _mean_label_probability(calibrated, data) == pytest.approx(rate, abs=1e-4)
+    assert abs(_mean_label_probability(raw, data) - rate) > 1e-3
+    raw_weights, calibrated_weights = _weights(raw), _weights(calibrated)
+    changed = [
+        name for name in raw_weights if not torch.equal(raw_weights[name], calibrated_weights[name])
+    ]
+    assert changed == ["label_head.net.2.bias"]
+
+
+def test_calibration_subsamples_large_tables_deterministically(table, monkeypatch) -> None:
+    data, blocks = table
+    model, _ = train_teacher(
+        data, blocks, LEVELS, FAST.model_copy(update={"calibrate_label_rate": False}), seed=0
+    )
+    monkeypatch.setattr("fairdistill.models.teacher.CALIBRATION_MAX_ROWS", 500)
+    first = calibrate_label_rate(model, data, LEVELS, seed=1)
+    model.label_head.shift_logit(-first)
+    assert calibrate_label_rate(model, data, LEVELS, seed=1) == pytest.approx(first, abs=1e-6)
+    assert abs(_mean_label_probability(model, data) - float(data.label.mean())) < 0.05
