@@ -5,6 +5,10 @@ Run from the repository root::
     python -m benchmarks.fairness [--cases adult_sex,...] [--seeds 0,1,2] [--quick]
     python -m benchmarks.fairness --sweep-beta 0,1,3,10,30 --cases adult_sex
 
+The sweep writes its curve (plot and table) here and, unless ``--no-mlflow``, to MLflow as
+well: experiment ``fairdistill-beta-sweep`` in fairdistill's store (or MLFLOW_TRACKING_URI),
+one parent run with the plot and table and one child run per β.
+
 For each case and seed the real data is split (stratified, 20 % held out), the codec is
 fitted, and the same model functions the pipeline's stages call (no orchestration, no
 tracking) train a teacher and distil a student. Each row of the result table is one source of
@@ -43,6 +47,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from benchmarks.datasets import BENCHMARKS_DIR, available_cases, load_case
+from benchmarks.sweep_tracking import SWEEP_EXPERIMENT, log_sweep
 from fairdistill.models.blocks import EncodedTable
 from fairdistill.models.evaluation.report import evaluate_synthetic
 from fairdistill.models.generation import decode_latents, sample_sensitive, transform_rows
@@ -730,6 +735,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--max-rows", type=int, default=None, help="subsample each table")
     parser.add_argument("--sweep-beta", default=None, help="comma-separated β values")
+    parser.add_argument(
+        "--no-mlflow",
+        dest="mlflow",
+        action="store_false",
+        help="do not log the β sweep to MLflow (fairdistill's store, or MLFLOW_TRACKING_URI)",
+    )
     parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--results-md", type=Path, default=RESULTS_MD)
     parser.add_argument(
@@ -846,6 +857,11 @@ def _sweep_main(
     }
     (args.output_dir / "beta_sweep.json").write_text(json.dumps(sweep, indent=1, default=float))
     plot_sweep(sweep, attribute, args.output_dir / "beta_sweep.png")
+    if args.mlflow:
+        keys = [key.format(a=attribute) for key in SWEEP_METRICS.values()]
+        table = sweep_table(sweep, attribute)
+        run_id = log_sweep(sweep, keys, args.output_dir / "beta_sweep.png", table)
+        print(f"sweep logged to MLflow: experiment {SWEEP_EXPERIMENT}, run {run_id}")
     results = _read_json(args.output_dir / "fairness.json")
     if results is not None:
         notes = args.notes.read_text() if args.notes else ""

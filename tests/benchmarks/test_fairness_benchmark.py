@@ -199,3 +199,26 @@ def test_the_criterion_switch_reaches_the_teacher(small_adult) -> None:
     _, pair = small_adult
     assert pair.teacher.criterion == "equalized_odds"
     assert pair.parameters["student_encoder"] <= 0.25 * pair.parameters["teacher_encoder"]
+
+
+def test_the_beta_sweep_is_logged_to_mlflow_as_a_curve(tmp_path: Path) -> None:
+    import mlflow
+
+    from benchmarks.sweep_tracking import SWEEP_EXPERIMENT
+    from fairdistill.flows.settings import load_settings
+
+    arguments = ["--quick", "--seeds", "0", "--sweep-beta", "0,3", "--output-dir", str(tmp_path)]
+    fairness.main([*arguments, "--results-md", str(tmp_path / "RESULTS.md")])
+
+    mlflow.set_tracking_uri(load_settings().tracking_uri)
+    experiment = mlflow.get_experiment_by_name(SWEEP_EXPERIMENT)
+    runs = mlflow.search_runs([experiment.experiment_id], output_format="list")
+    (parent,) = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    parent_id = parent.info.run_id
+    children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent_id]
+    assert sorted(float(child.data.params["beta"]) for child in children) == [0.0, 3.0]
+    for child in children:
+        assert 0.0 <= child.data.metrics["tstr.gradient_boosting.auroc"] <= 1.0
+    logged = {item.path for item in mlflow.MlflowClient().list_artifacts(parent_id)}
+    assert {"beta_sweep.png", "beta_sweep.md", "beta_sweep.json"} <= logged
+    assert parent.data.params["betas"] == "0,3"
