@@ -112,11 +112,18 @@ def _check_files(manifest: dict[str, Any], folder: Path, result: Verification) -
 
 
 def _same_metrics(recorded: dict[str, float], manifest: dict[str, float]) -> list[str]:
+    """The manifest's metrics that MLflow recorded differently.
+
+    A metric that could not be computed (a ratio with no positive prediction in a group) is
+    NaN in the manifest and absent from MLflow, where runs never log a NaN: that agrees.
+    """
     differing = []
     for key, value in manifest.items():
         other = recorded.get(key)
-        both_nan = other is not None and math.isnan(other) and math.isnan(value)
-        if other is None or (not both_nan and not math.isclose(other, value, rel_tol=1e-9)):
+        if math.isnan(value):
+            if other is not None and not math.isnan(other):
+                differing.append(key)
+        elif other is None or not math.isclose(other, value, rel_tol=1e-9):
             differing.append(key)
     return differing
 
