@@ -298,12 +298,16 @@ def test_calibrated_teacher_predicts_the_real_positive_rate(table) -> None:
     )
     rate = float(data.label.mean())
     assert _mean_label_probability(calibrated, data) == pytest.approx(rate, abs=1e-4)
-    assert abs(_mean_label_probability(raw, data) - rate) > 1e-3
     raw_weights, calibrated_weights = _weights(raw), _weights(calibrated)
     changed = [
         name for name in raw_weights if not torch.equal(raw_weights[name], calibrated_weights[name])
     ]
     assert changed == ["label_head.net.2.bias"]
+    # However far off the head is, calibration brings its rate back.
+    raw.label_head.shift_logit(2.0)
+    assert abs(_mean_label_probability(raw, data) - rate) > 0.05
+    calibrate_label_rate(raw, data, LEVELS, seed=0)
+    assert _mean_label_probability(raw, data) == pytest.approx(rate, abs=1e-4)
 
 
 def test_calibration_subsamples_large_tables_deterministically(table, monkeypatch) -> None:
