@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import fsspec
@@ -23,15 +21,6 @@ from fairdistill.tasks.model_store import (
 )
 from fairdistill.tasks.storage import Ref, exists, join_uri, read_bytes
 from fairdistill.tasks.tracking import StageContext
-
-
-@pytest.fixture
-def memory_root() -> Iterator[str]:
-    root = f"memory://model-store-test-{uuid.uuid4().hex}"
-    yield root
-    filesystem = fsspec.filesystem("memory")
-    if filesystem.exists(root):
-        filesystem.rm(root, recursive=True)
 
 
 def context_on(root: str) -> StageContext:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import fsspec
@@ -23,16 +21,6 @@ from fairdistill.tasks.storage import (
     write_bytes,
     write_parquet,
 )
-
-
-@pytest.fixture
-def memory_root() -> Iterator[str]:
-    """A folder of its own on fsspec's in-process memory filesystem, removed afterwards."""
-    root = f"memory://storage-test-{uuid.uuid4().hex}"
-    yield root
-    filesystem = fsspec.filesystem("memory")
-    if filesystem.exists(root):
-        filesystem.rm(root, recursive=True)
 
 
 @pytest.fixture(params=["local", "memory"])
