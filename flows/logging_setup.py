@@ -36,9 +36,13 @@ class TracebackFreeFormatter(logging.Formatter):
 
 
 class DropUserErrorRecords(logging.Filter):
-    """Drops records carrying a FairdistillError: the CLI reports it once, itself."""
+    """Drops records carrying a FairdistillError (the CLI reports it once, itself) and Great
+    Expectations' chatter below WARNING (it announces its temporary folders at INFO, and sets
+    its own loggers' levels on import, so a level set beforehand does not hold)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("great_expectations") and record.levelno < logging.WARNING:
+            return False
         error = record.exc_info[1] if record.exc_info else None
         return not isinstance(error, FairdistillError)
 
@@ -54,8 +58,6 @@ def _console_handlers() -> list[logging.Handler]:
 
 def configure_console(*, debug: bool) -> None:
     """Show tracebacks on the console only with ``debug``; safe to call repeatedly."""
-    # Great Expectations announces its temporary folders at INFO; only debugging needs that.
-    logging.getLogger("great_expectations").setLevel(logging.DEBUG if debug else logging.WARNING)
     for handler in _console_handlers():
         formatter = handler.formatter
         wrapped = isinstance(formatter, TracebackFreeFormatter)

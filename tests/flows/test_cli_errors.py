@@ -117,3 +117,17 @@ def test_debug_shows_tracebacks_again(console) -> None:
     log_failure(logger, DataValidationError("bad data", rule="r"))
     printed = stream.getvalue()
     assert "bad data" in printed and "Traceback (most recent call last)" in printed
+
+
+def test_great_expectations_chatter_stays_off_the_console_unless_debugging(console) -> None:
+    stream, _, _ = console
+    chatty = logging.getLogger("great_expectations.data_context.types.base")
+    chatty.setLevel(logging.INFO)  # as Great Expectations sets it on import
+    configure_console(debug=False)
+    chatty.info("Created temporary directory")
+    chatty.warning("a real warning")
+    configure_console(debug=True)
+    chatty.info("seen when debugging")
+    printed = stream.getvalue()
+    assert "Created temporary directory" not in printed
+    assert "a real warning" in printed and "seen when debugging" in printed
