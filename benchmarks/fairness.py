@@ -347,7 +347,8 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float]:
     finite = [value for value in values if value is not None and np.isfinite(value)]
     if not finite:
         return float("nan"), float("nan")
-    sd = statistics.stdev(finite) if len(finite) > 1 else 0.0
+    # One value has no spread to report: NaN, printed as no "±" at all, never "± 0".
+    sd = statistics.stdev(finite) if len(finite) > 1 else float("nan")
     return statistics.fmean(finite), sd
 
 
@@ -370,6 +371,8 @@ def _cell(value: tuple[float, float] | None, digits: int = 3) -> str:
     if value is None or not np.isfinite(value[0]):
         return "–"
     mean, sd = value
+    if not np.isfinite(sd):
+        return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
@@ -483,7 +486,8 @@ def plot_sweep(sweep: dict[str, Any], attribute: str, path: Path) -> None:
             )
             for beta in sweep["betas"]
         ]
-        return [m for m, _ in means], [s for _, s in means]
+        # A single seed has no spread: draw no error bar rather than a made-up one.
+        return [m for m, _ in means], [s if np.isfinite(s) else 0.0 for _, s in means]
 
     auroc, auroc_sd = series(SWEEP_METRICS["AUROC GB"])
     dpr, dpr_sd = series(SWEEP_METRICS["DPR"])

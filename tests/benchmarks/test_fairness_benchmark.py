@@ -222,3 +222,10 @@ def test_the_beta_sweep_is_logged_to_mlflow_as_a_curve(tmp_path: Path) -> None:
     logged = {item.path for item in mlflow.MlflowClient().list_artifacts(parent_id)}
     assert {"beta_sweep.png", "beta_sweep.md", "beta_sweep.json"} <= logged
     assert parent.data.params["betas"] == "0,3"
+
+
+def test_one_seed_reports_no_spread_rather_than_zero() -> None:
+    mean, sd = fairness.mean_sd([0.8])
+    assert mean == pytest.approx(0.8) and np.isnan(sd)
+    assert fairness._cell((mean, sd)) == "0.800"
+    assert fairness._cell(fairness.mean_sd([0.8, 0.9])) == "0.850 ± 0.071"
