@@ -50,7 +50,10 @@ from benchmarks.datasets import BENCHMARKS_DIR, available_cases, load_case
 from benchmarks.sweep_tracking import SWEEP_EXPERIMENT, log_sweep
 from fairdistill.models.blocks import EncodedTable
 from fairdistill.models.evaluation.report import evaluate_synthetic
-from fairdistill.models.generation import decode_latents, sample_sensitive, transform_rows
+from fairdistill.models.generation import (
+    sample_from_prior,
+    transform_rows,
+)
 from fairdistill.models.modality import fit_codec
 from fairdistill.models.networks import parameter_count
 from fairdistill.models.prior import GaussianMixturePrior
@@ -172,18 +175,7 @@ def sampled_rows(
     codes = encode_latents(encoder, split.table, levels)  # type: ignore[arg-type]
     prior = GaussianMixturePrior.fit(codes, PRIOR_COMPONENTS, seed)
     rows = len(split.table)
-    z = prior.sample(rows, seed=seed)
-    sensitive = sample_sensitive(rows, split.table.sensitive, seed=seed)
-    features, label = decode_latents(
-        teacher.decoder,
-        teacher.label_head,
-        z,
-        sensitive,
-        levels,
-        seed=seed,
-        criterion=teacher.criterion,
-    )
-    return EncodedTable(features=features, sensitive=sensitive, label=label)
+    return sample_from_prior(teacher, prior, split.table.sensitive, levels, rows, seed=seed)
 
 
 def transformed_rows(

@@ -19,7 +19,7 @@ from fairdistill.flows.config import RunConfig
 from fairdistill.flows.settings import load_settings
 from fairdistill.models.blocks import EncodedTable
 from fairdistill.models.evaluation import evaluate_synthetic
-from fairdistill.models.generation import decode_latents, sample_sensitive
+from fairdistill.models.generation import sample_from_prior
 from fairdistill.models.modality import build_teacher, fit_codec
 from fairdistill.models.prior import GaussianMixturePrior
 from fairdistill.models.spec import complete_spec, load_spec
@@ -113,18 +113,8 @@ def _run_stages(
         prior = GaussianMixturePrior.fit(codes, config.generate.prior_components, seed)
         prior.log_likelihood(codes)
         count = rows or len(table)
-        z = prior.sample(count, seed=seed)
-        sensitive = sample_sensitive(count, table.sensitive, seed=seed)
-        features, label = decode_latents(
-            teacher.decoder,
-            teacher.label_head,
-            z,
-            sensitive,
-            levels,
-            seed=seed,
-            criterion=teacher.criterion,
-        )
-        synthetic = codec.decode(features, sensitive, label)
+        sampled = sample_from_prior(teacher, prior, table.sensitive, levels, count, seed=seed)
+        synthetic = codec.decode(sampled.features, sampled.sensitive, sampled.label)
         (work / "synthetic.parquet").write_bytes(parquet_bytes(synthetic))
     with clock.section("evaluate"):
         evaluate_synthetic(

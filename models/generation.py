@@ -16,7 +16,8 @@ from fairdistill.models.blocks import EncodedTable, one_hot_sensitive
 from fairdistill.models.errors import ConfigError
 from fairdistill.models.losses import FairnessCriterion
 from fairdistill.models.networks import LabelHead, LatentDecoder, LatentEncoder
-from fairdistill.models.teacher import encode_latents, label_head_input
+from fairdistill.models.prior import GaussianMixturePrior
+from fairdistill.models.teacher import FairVAE, encode_latents, label_head_input
 
 # 65,536 rows of a ~100-column table is ~30 MB per batch: 1M rows decode in bounded memory.
 GENERATION_BATCH_ROWS = 65_536
@@ -97,6 +98,32 @@ def transform_rows(
         batch_size=batch_size,
     )
     return EncodedTable(features=features, sensitive=table.sensitive.copy(), label=label)
+
+
+def sample_from_prior(
+    teacher: FairVAE,
+    prior: GaussianMixturePrior,
+    real_sensitive: np.ndarray,
+    sensitive_levels: Sequence[int],
+    rows: int,
+    *,
+    seed: int,
+    mix: SensitiveMix | None = None,
+) -> EncodedTable:
+    """``rows`` new rows: latents from ``prior``, sensitive groups drawn in ``mix`` (the real
+    distribution by default), both decoded by the teacher's decoder and label head."""
+    z = prior.sample(rows, seed=seed)
+    sensitive = sample_sensitive(rows, real_sensitive, seed=seed, mix=mix)
+    features, label = decode_latents(
+        teacher.decoder,
+        teacher.label_head,
+        z,
+        sensitive,
+        sensitive_levels,
+        seed=seed,
+        criterion=teacher.criterion,
+    )
+    return EncodedTable(features=features, sensitive=sensitive, label=label)
 
 
 def sample_sensitive(

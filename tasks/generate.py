@@ -9,7 +9,10 @@ from pydantic import BaseModel, ConfigDict
 
 from fairdistill.flows.config import RunConfig
 from fairdistill.models.blocks import EncodedTable
-from fairdistill.models.generation import decode_latents, sample_sensitive, transform_rows
+from fairdistill.models.generation import (
+    sample_from_prior,
+    transform_rows,
+)
 from fairdistill.models.image_codec import ImageCodec
 from fairdistill.models.modality import Codec
 from fairdistill.models.prior import GaussianMixturePrior
@@ -57,20 +60,15 @@ def sample_rows(
     rows: int,
 ) -> EncodedTable:
     """``rows`` new rows: latents from the prior, sensitive groups in the configured mix."""
-    z = prior.sample(rows, seed=config.seed)
-    sensitive = sample_sensitive(
-        rows, real_sensitive, seed=config.seed, mix=config.generate.sensitive_mix
-    )
-    features, label = decode_latents(
-        teacher.decoder,
-        teacher.label_head,
-        z,
-        sensitive,
+    return sample_from_prior(
+        teacher,
+        prior,
+        real_sensitive,
         codec.sensitive_level_counts,
+        rows,
         seed=config.seed,
-        criterion=teacher.criterion,
+        mix=config.generate.sensitive_mix,
     )
-    return EncodedTable(features=features, sensitive=sensitive, label=label)
 
 
 @task(name="generate", tags=["gpu"], **STAGE_CACHE, **TRANSIENT_RETRIES)

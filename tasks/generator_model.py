@@ -33,7 +33,10 @@ from mlflow.models.model import ModelInfo
 from fairdistill.models.blocks import EncodedTable
 from fairdistill.models.checkpoint import file_sha256, load_arrays, load_state
 from fairdistill.models.errors import CheckpointError, ConfigError
-from fairdistill.models.generation import decode_latents, sample_sensitive, transform_rows
+from fairdistill.models.generation import (
+    sample_from_prior,
+    transform_rows,
+)
 from fairdistill.models.modality import codec_from_dict
 from fairdistill.models.networks import module_from_state
 from fairdistill.models.prior import GaussianMixturePrior
@@ -124,18 +127,16 @@ class FairSyntheticGenerator(mlflow.pyfunc.PythonModel):
                 rule="generator-input",
                 hint="send real rows to transform, or register a run with generate.mode sample",
             )
-        z = self.prior.sample(rows, seed=seed)
-        sensitive = sample_sensitive(rows, self.real_sensitive, seed=seed, mix=mix)  # type: ignore[arg-type]
-        features, label = decode_latents(
-            self.teacher.decoder,
-            self.teacher.label_head,
-            z,
-            sensitive,
+        sampled = sample_from_prior(
+            self.teacher,
+            self.prior,
+            self.real_sensitive,
             self.codec.sensitive_level_counts,
+            rows,
             seed=seed,
-            criterion=self.teacher.criterion,
+            mix=mix,  # type: ignore[arg-type]
         )
-        return self.codec.decode(features, sensitive, label)
+        return self.codec.decode(sampled.features, sampled.sensitive, sampled.label)
 
     def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
         table = self.codec.encode(frame)
