@@ -57,15 +57,15 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     """A fresh SQLite MLflow store with its own experiment, set as the tracking URI."""
     root = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    experiment_id = mlflow.create_experiment(
-        "registry", artifact_location=(root / "artifacts").as_uri()
-    )
-    try:
+    # set_tracking_uri also exports MLFLOW_TRACKING_URI, which fairdistill's settings read:
+    # restoring only the URI would leave later tests tracking into the working folder.
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("MLFLOW_TRACKING_URI", uri)
+        mlflow.set_tracking_uri(uri)
+        experiment_id = mlflow.create_experiment(
+            "registry", artifact_location=(root / "artifacts").as_uri()
+        )
         yield Store(uri, experiment_id, root)
-    finally:
-        mlflow.set_tracking_uri(previous)
 
 
 @dataclass(frozen=True)
