@@ -44,10 +44,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 import torch
-from threadpoolctl import threadpool_limits
 
 from benchmarks.datasets import BENCHMARKS_DIR, available_cases, load_case
 from benchmarks.sweep_tracking import SWEEP_EXPERIMENT, log_sweep
+from fairdistill.flows.settings import load_settings
 from fairdistill.models.blocks import EncodedTable
 from fairdistill.models.evaluation.report import evaluate_synthetic
 from fairdistill.models.generation import (
@@ -67,6 +67,7 @@ from fairdistill.models.teacher import (
     probe_sensitive_auroc,
     train_teacher,
 )
+from fairdistill.tasks.tracking import stage_threads
 
 RESULTS_DIR = BENCHMARKS_DIR / "results"
 RESULTS_JSON = RESULTS_DIR / "fairness.json"
@@ -673,8 +674,9 @@ def section_markdown(
         "",
         f"Command: `{results['command']}`  ",
         f"Machine: {machine['cpu']}, {machine['cores']} cores (shared), torch "
-        f"{machine['torch']} with {machine['torch_threads']} thread, scikit-learn pinned to 1 "
-        f"thread; {machine['date']}. Total wall time {results['seconds']:.0f} s.",
+        f"{machine['torch']} with {machine['torch_threads']} thread(s) for torch and OpenMP "
+        f"(scikit-learn), BLAS 1 thread; {machine['date']}. "
+        f"Total wall time {results['seconds']:.0f} s.",
         "",
     ]
     if summary_text:
@@ -780,7 +782,6 @@ def _load(case_names: Sequence[str]) -> dict[str, tuple[pl.DataFrame, DatasetSpe
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    torch.set_num_threads(1)
     command = "python -m benchmarks.fairness " + shlex.join(
         sys.argv[1:] if argv is None else list(argv)
     )
@@ -792,7 +793,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     output: dict[str, Any]
     if args.report_only:
         return _report_main(args)
-    with threadpool_limits(limits=1):
+    # The product's thread setting, so the figures are the ones a default run gives.
+    with stage_threads(load_settings().torch_threads):
         if args.sweep_beta is not None:
             output = _sweep_main(args, cases, seeds, settings, command, started)
         else:

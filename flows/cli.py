@@ -399,7 +399,11 @@ def config_schema() -> None:
 
 
 def main() -> None:
-    prepare_environment(load_settings())
+    try:
+        prepare_environment(load_settings())
+    except FairdistillError as error:
+        typer.echo(f"error: {one_sentence(error)}", err=True)
+        exit_now(error.exit_code)
     try:
         app()
     except KeyboardInterrupt:

@@ -138,6 +138,8 @@ def regenerate_fair_dataset(config: RunConfig) -> RunSummary:
         try:
             log_params(flatten("", config))
             mlflow.set_tag("fairdistill.run_name", run_name)
+            # Results repeat exactly only at the same thread count: record it with the run.
+            mlflow.set_tag("fairdistill.torch_threads", str(settings.torch_threads))
             check_output_location(output_root, run_name, overwrite=config.overwrite)
             context = StageContext(
                 tracking_uri=settings.tracking_uri,

@@ -32,6 +32,7 @@ class StageContext(BaseModel):
     parent_run_id: str
     work_uri: str
     checkpoint_root: str
+    # The flow passes the configured count (flows.settings); one thread when built alone.
     torch_threads: int = 1
     flow_run_id: str | None = None
 
@@ -104,14 +105,15 @@ def stage_run(context: StageContext, stage: str) -> Iterator[mlflow.ActiveRun]:
 
 @contextmanager
 def stage_threads(threads: int) -> Iterator[None]:
-    """Give torch, BLAS and OpenMP the stage's thread count until the stage ends.
+    """Give torch and OpenMP the stage's thread count, and BLAS one thread, until it ends.
 
     Set in the stage itself: on a Dask worker the flow process's setting does not apply.
-    BLAS and OpenMP pools spin-wait like torch's: while other jobs kept 2 cores busy, the
+    BLAS only ever multiplies small matrices here (the prior's 16-wide covariances), where a
+    second thread gains nothing and spin-waits: while other jobs kept 2 cores busy, the
     generate stage's mixture fit took 21 s with two OpenBLAS threads and 6.5 s with one.
     """
     previous = torch.get_num_threads()
-    with threadpool_limits(limits=threads):
+    with threadpool_limits(limits={"blas": 1, "openmp": threads}):
         torch.set_num_threads(threads)
         try:
             yield

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import typer
@@ -131,3 +135,25 @@ def test_great_expectations_chatter_stays_off_the_console_unless_debugging(conso
     printed = stream.getvalue()
     assert "Created temporary directory" not in printed
     assert "a real warning" in printed and "seen when debugging" in printed
+
+
+def test_a_bad_setting_in_the_environment_is_one_sentence_and_exit_2(tmp_path: Path) -> None:
+    environment = {
+        **os.environ,
+        "FAIRDISTILL_HOME": str(tmp_path),
+        "FAIRDISTILL_TORCH_THREADS": "many",
+    }
+    completed = subprocess.run(
+        [sys.executable, "-m", "fairdistill.flows.cli", "config-schema"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.strip() == (
+        "error: the environment variable FAIRDISTILL_TORCH_THREADS is 'many', not a whole "
+        "number [rule FAIRDISTILL_TORCH_THREADS]; what to do: set FAIRDISTILL_TORCH_THREADS "
+        "to a whole number such as 2, or unset it."
+    )
+    assert "Traceback" not in completed.stdout + completed.stderr

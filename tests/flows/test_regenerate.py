@@ -42,6 +42,7 @@ def test_every_stage_is_a_finished_child_run_with_its_metrics(finished_run) -> N
     parent = mlflow.get_run(summary.mlflow_run_id)
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["prefect.flow_run_id"] == summary.flow_run_id
+    assert parent.data.tags["fairdistill.torch_threads"] == str(load_settings().torch_threads)
     children = child_runs(summary.mlflow_run_id)
     assert set(children) == STAGES
     assert all(run.info.status == "FINISHED" for run in children.values())

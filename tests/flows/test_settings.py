@@ -7,8 +7,14 @@ from pathlib import Path
 import pytest
 
 from fairdistill.flows.settings import load_settings
+from fairdistill.models.errors import ConfigError
 
-VARIABLES = ("FAIRDISTILL_WORK_URI", "FAIRDISTILL_CHECKPOINT_URI", "FAIRDISTILL_GPU_SLOTS")
+VARIABLES = (
+    "FAIRDISTILL_WORK_URI",
+    "FAIRDISTILL_CHECKPOINT_URI",
+    "FAIRDISTILL_GPU_SLOTS",
+    "FAIRDISTILL_TORCH_THREADS",
+)
 
 
 @pytest.fixture
@@ -24,6 +30,7 @@ def test_by_default_everything_stays_in_the_home_folder(home: Path) -> None:
     assert settings.work_uri == str(home / "work") == str(settings.work_root)
     assert settings.checkpoint_uri == str(home / "checkpoints")
     assert settings.gpu_slots == 1
+    assert settings.torch_threads == 2
 
 
 def test_a_work_uri_takes_the_checkpoints_along(
@@ -48,3 +55,21 @@ def test_gpu_slots_come_from_the_environment(
 ) -> None:
     monkeypatch.setenv("FAIRDISTILL_GPU_SLOTS", value)
     assert load_settings().gpu_slots == slots
+
+
+@pytest.mark.parametrize(("value", "threads"), [("1", 1), (" 4 ", 4), ("0", 1), ("", 2)])
+def test_stage_threads_come_from_the_environment(
+    home: Path, monkeypatch: pytest.MonkeyPatch, value: str, threads: int
+) -> None:
+    monkeypatch.setenv("FAIRDISTILL_TORCH_THREADS", value)
+    assert load_settings().torch_threads == threads
+
+
+@pytest.mark.parametrize("name", ["FAIRDISTILL_TORCH_THREADS", "FAIRDISTILL_GPU_SLOTS"])
+def test_a_number_variable_that_is_not_a_number_is_refused_by_name(
+    home: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setenv(name, "two")
+    with pytest.raises(ConfigError, match=f"{name} is 'two', not a whole number") as raised:
+        load_settings()
+    assert raised.value.rule == name

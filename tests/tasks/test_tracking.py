@@ -43,3 +43,18 @@ def test_a_stage_limits_torch_blas_and_openmp_threads_and_restores_them() -> Non
         assert [pool["num_threads"] for pool in threadpool_info()] == pools_before
     finally:
         torch.set_num_threads(torch_before)
+
+
+def test_a_two_thread_stage_keeps_blas_at_one_thread() -> None:
+    torch_before = torch.get_num_threads()
+    try:
+        with stage_threads(2):
+            assert torch.get_num_threads() == 2
+            pools = threadpool_info()
+            blas = [pool["num_threads"] for pool in pools if pool["user_api"] == "blas"]
+            openmp = [pool["num_threads"] for pool in pools if pool["user_api"] == "openmp"]
+            assert blas and set(blas) == {1}
+            # torch's own OpenMP runtime is loaded with it, so the cap is observable.
+            assert openmp and set(openmp) == {2}
+    finally:
+        torch.set_num_threads(torch_before)
