@@ -26,6 +26,7 @@ its teacher's 0.98); the scaled error gave 0.96. On another seed it moved DPR fr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -135,10 +136,13 @@ def distill_student(
     student = seeded_module(lambda: build_student(teacher, config), seed).to(target)
     data = table_tensors(table, sensitive_levels, target)
     weights = latent_error_weights(teacher, table, sensitive_levels, config)
+    targets = teacher_targets(teacher, data)
 
     def step(rows: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
         del generator  # distillation compares posterior means: nothing is sampled
-        terms = _distillation_terms(teacher, student, data, rows, config.fairness_weight, weights)
+        terms = _distillation_terms(
+            teacher, student, data, targets, rows, config.fairness_weight, weights
+        )
         terms["loss"] = (
             config.quality_weight * terms["quality"] + config.utility_weight * terms["utility"]
         )
@@ -186,21 +190,49 @@ def latent_error_weights(
     return 1.0 / variance.clamp_min(config.code_variance_floor)
 
 
+@dataclass(frozen=True)
+class TeacherTargets:
+    """The frozen teacher's posterior (mean, log-variance) and label output for every row."""
+
+    mu: Tensor
+    logvar: Tensor
+    label: Tensor
+
+
+def teacher_targets(
+    teacher: FairVAE, data: TableTensors, *, batch_size: int = 65_536
+) -> TeacherTargets:
+    """Encode every row with the teacher once, in batches, without gradients.
+
+    The teacher does not change while the student learns, so encoding each batch again in
+    every epoch repeated the same work once per epoch. Its decoded rows are not kept: they
+    are as wide as the table (another copy of it at a million rows) and cheap to redo.
+    """
+    parts: list[tuple[Tensor, Tensor, Tensor]] = []
+    with torch.no_grad():
+        for start in range(0, len(data), batch_size):
+            part = slice(start, start + batch_size)
+            mu, logvar = teacher.encoder(data.features[part], data.condition[part])
+            head_input = label_head_input(mu, data.sensitive[part], teacher.criterion)
+            parts.append((mu, logvar, teacher.label_head(head_input)))
+    mu, logvar, label = (torch.cat(column) for column in zip(*parts, strict=True))
+    return TeacherTargets(mu=mu, logvar=logvar, label=label)
+
+
 def _distillation_terms(
     teacher: FairVAE,
     student: MLPEncoder,
     data: TableTensors,
+    targets: TeacherTargets,
     rows: Tensor,
     fairness_weight: float,
     latent_weights: Tensor,
 ) -> dict[str, Tensor]:
     x, condition, sensitive = data.features[rows], data.condition[rows], data.sensitive[rows]
+    teacher_mu, teacher_logvar = targets.mu[rows], targets.logvar[rows]
+    teacher_label = targets.label[rows]
     with torch.no_grad():
-        teacher_mu, teacher_logvar = teacher.encoder(x, condition)
         teacher_rows = teacher.decoder(teacher_mu, sensitive)
-        teacher_label = teacher.label_head(
-            label_head_input(teacher_mu, sensitive, teacher.criterion)
-        )
     student_mu, student_logvar = student(x, condition)
     fairness = fairness_penalty(
         student_mu, data.sensitive_joint[rows], data.label[rows], teacher.criterion

@@ -16,8 +16,16 @@ from fairdistill.models.student import (
     build_student,
     distill_student,
     latent_error_weights,
+    teacher_targets,
 )
-from fairdistill.models.teacher import FairVAE, TeacherConfig, encode_latents, train_teacher
+from fairdistill.models.teacher import (
+    FairVAE,
+    TeacherConfig,
+    encode_latents,
+    label_head_input,
+    train_teacher,
+)
+from fairdistill.models.training import table_tensors
 
 LEVELS = [2, 3]
 
@@ -153,3 +161,19 @@ def test_scaled_error_fits_the_teachers_narrow_dimensions_better(setting) -> Non
     plain = relative_error(FAST.model_copy(update={"scale_by_code_variance": False}))
     scaled = relative_error(FAST.model_copy(update={"code_variance_floor": 1e-4}))
     assert scaled < 0.5 * plain
+
+
+def test_the_teachers_targets_are_its_outputs_on_every_row_whatever_the_batch(setting) -> None:
+    table, _, teacher = setting
+    data = table_tensors(table, LEVELS, torch.device("cpu"))
+    teacher.eval()
+    with torch.no_grad():
+        mu, logvar = teacher.encoder(data.features, data.condition)
+        label = teacher.label_head(label_head_input(mu, data.sensitive, teacher.criterion))
+    for batch_size in (7, 65_536):  # batches that do and do not divide the 1000 rows
+        targets = teacher_targets(teacher, data, batch_size=batch_size)
+        assert targets.mu.shape == (len(table), teacher.encoder.latent_dim)
+        torch.testing.assert_close(targets.mu, mu)
+        torch.testing.assert_close(targets.logvar, logvar)
+        torch.testing.assert_close(targets.label, label)
+        assert not targets.mu.requires_grad
