@@ -5,12 +5,17 @@ is one of the spec's privileged values) and ``unprivileged`` (every other value,
 included). With several attributes, their intersection labels each row by all of them at once,
 e.g. ``sex=privileged|race=unprivileged``.
 
-The summary metrics are fairlearn's, computed between all groups present:
+The summary metrics are fairlearn's definitions (``fairlearn.metrics``, method
+``between_groups``, no sample weights), computed between all groups present:
 
 - ``demographic_parity_ratio``: smallest over largest positive-prediction rate (1 is parity);
   ``demographic_parity_difference``: largest minus smallest rate (0 is parity).
 - ``equalized_odds_ratio``: the smaller of the true-positive-rate ratio and the false-positive-rate
   ratio; ``equalized_odds_difference``: the larger of the two rate differences.
+
+Every rate is a quotient of counts, so they are computed here from one table of counts per
+(group, label, prediction) cell rather than through fairlearn's per-group frames, which cost
+far more than the counting; the tests check that each number equals fairlearn's own.
 
 Degenerate cases, as fairlearn defines them:
 
@@ -18,24 +23,22 @@ Degenerate cases, as fairlearn defines them:
   the difference is 0;
 - a group has no positive labels, so its true-positive rate is undefined: fairlearn (through
   scikit-learn's normalised confusion matrix) counts that rate as 0, which drives the equalized
-  odds ratio to 0. The per-group table reports that rate as NaN instead, with the group's label
-  counts beside it, so a reader can tell "undefined" from "zero";
+  odds ratio to 0; likewise a group without negative labels has a false-positive rate of 0.
+  The per-group table reports such a rate as NaN instead, with the group's label counts beside
+  it, so a reader can tell "undefined" from "zero";
+- the equalized odds ratio takes the smaller of the two ratios the way Python's ``min`` does,
+  as fairlearn does: a NaN true-positive-rate ratio gives NaN, while a NaN false-positive-rate
+  ratio (no false positives anywhere) leaves the true-positive-rate ratio;
 - only one group is present: there is nothing to compare, and every summary metric is NaN
   (fairlearn would report a ratio of 1).
 """
 
 from __future__ import annotations
 
-import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from fairlearn.metrics import (
-    demographic_parity_difference,
-    demographic_parity_ratio,
-    equalized_odds_difference,
-    equalized_odds_ratio,
-)
 
 from fairdistill.models.spec import DatasetSpec, SensitiveAttribute
 
@@ -107,16 +110,18 @@ def fairness_metrics(
     ``positives.<group>`` (positive labels), ``positive_rate.<group>`` (of predictions),
     ``true_positive_rate.<group>`` and ``false_positive_rate.<group>``.
     """
-    y_true, y_pred, groups = _checked(y_true, y_pred, groups)
-    result = _summary(y_true, y_pred, groups)
-    for group in np.unique(groups):
-        member = groups == group
-        truth, prediction = y_true[member], y_pred[member]
-        result[f"count.{group}"] = float(member.sum())
-        result[f"positives.{group}"] = float(truth.sum())
-        result[f"positive_rate.{group}"] = float(prediction.mean())
-        result[f"true_positive_rate.{group}"] = _mean_or_nan(prediction[truth == 1])
-        result[f"false_positive_rate.{group}"] = _mean_or_nan(prediction[truth == 0])
+    counts = _GroupCounts.tally(*_checked(y_true, y_pred, groups))
+    result = _summary(counts)
+    per_group = {
+        "count": counts.rows,
+        "positives": counts.positives,
+        "positive_rate": counts.positive_rate,
+        "true_positive_rate": _rate(counts.true_positives, counts.positives, undefined=np.nan),
+        "false_positive_rate": _rate(counts.false_positives, counts.negatives, undefined=np.nan),
+    }
+    for index, group in enumerate(counts.names):
+        for name, values in per_group.items():
+            result[f"{name}.{group}"] = float(values[index])
     return result
 
 
@@ -145,22 +150,76 @@ def label_parity(frame: pl.DataFrame, spec: DatasetSpec, attribute: str) -> dict
     }
 
 
-def _summary(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray) -> dict[str, float]:
-    if np.unique(groups).size < 2:
+@dataclass(frozen=True)
+class _GroupCounts:
+    """Rows per group (in sorted group order) split by label and by prediction."""
+
+    names: np.ndarray
+    cells: np.ndarray  # shape (groups, label, prediction)
+
+    @classmethod
+    def tally(cls, y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray) -> _GroupCounts:
+        names, codes = np.unique(groups, return_inverse=True)
+        cell_index = codes * 4 + y_true.astype(np.intp) * 2 + y_pred
+        cells = np.bincount(cell_index, minlength=4 * names.size).reshape(-1, 2, 2)
+        return cls(names, cells)
+
+    @property
+    def rows(self) -> np.ndarray:
+        return self.cells.sum(axis=(1, 2))
+
+    @property
+    def positives(self) -> np.ndarray:
+        return self.cells[:, 1].sum(axis=1)
+
+    @property
+    def negatives(self) -> np.ndarray:
+        return self.cells[:, 0].sum(axis=1)
+
+    @property
+    def true_positives(self) -> np.ndarray:
+        return self.cells[:, 1, 1]
+
+    @property
+    def false_positives(self) -> np.ndarray:
+        return self.cells[:, 0, 1]
+
+    @property
+    def positive_rate(self) -> np.ndarray:
+        return self.cells[:, :, 1].sum(axis=1) / self.rows
+
+
+def _summary(counts: _GroupCounts) -> dict[str, float]:
+    if counts.names.size < 2:
         return dict.fromkeys(FAIRNESS_SUMMARY, float("nan"))
-    functions = {
-        "demographic_parity_ratio": demographic_parity_ratio,
-        "demographic_parity_difference": demographic_parity_difference,
-        "equalized_odds_ratio": equalized_odds_ratio,
-        "equalized_odds_difference": equalized_odds_difference,
+    # scikit-learn's normalised confusion matrix turns an undefined rate (0/0) into 0.
+    true_positive_rate = _rate(counts.true_positives, counts.positives, undefined=0.0)
+    false_positive_rate = _rate(counts.false_positives, counts.negatives, undefined=0.0)
+    # Python's min and max, as fairlearn applies them to its (tpr, fpr) pair: with a NaN, the
+    # answer depends on the order, and this order is fairlearn's.
+    return {
+        "demographic_parity_ratio": _ratio(counts.positive_rate),
+        "demographic_parity_difference": _difference(counts.positive_rate),
+        "equalized_odds_ratio": min(_ratio(true_positive_rate), _ratio(false_positive_rate)),
+        "equalized_odds_difference": max(
+            _difference(true_positive_rate), _difference(false_positive_rate)
+        ),
     }
-    with warnings.catch_warnings():
-        # fairlearn warns on 0/0 ratios; the NaN it returns is the documented answer.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return {
-            name: float(function(y_true, y_pred, sensitive_features=groups))
-            for name, function in functions.items()
-        }
+
+
+def _rate(hits: np.ndarray, trials: np.ndarray, undefined: float) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(trials > 0, hits / trials, undefined)
+
+
+def _ratio(rates: np.ndarray) -> float:
+    """Smallest over largest rate; NaN when every rate is 0."""
+    highest = float(rates.max())
+    return float(rates.min()) / highest if highest > 0 else float("nan")
+
+
+def _difference(rates: np.ndarray) -> float:
+    return float(rates.max()) - float(rates.min())
 
 
 def _checked(
@@ -168,7 +227,7 @@ def _checked(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     y_true = np.asarray(y_true).astype(np.int8).ravel()
     y_pred = np.asarray(y_pred).astype(np.int8).ravel()
-    groups = np.asarray(groups).astype(str).ravel()
+    groups = np.asarray(groups).astype(str, copy=False).ravel()
     if not (y_true.size == y_pred.size == groups.size):
         raise ValueError(
             f"labels, predictions and groups differ in length "
@@ -180,10 +239,6 @@ def _checked(
         if not np.isin(values, (0, 1)).all():
             raise ValueError(f"{name} must be binary 0/1")
     return y_true, y_pred, groups
-
-
-def _mean_or_nan(values: np.ndarray) -> float:
-    return float(values.mean()) if values.size else float("nan")
 
 
 def _attribute(spec: DatasetSpec, column: str) -> SensitiveAttribute:
