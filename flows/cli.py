@@ -163,11 +163,16 @@ def run(
     }
     try:
         config = collect_config(config_file, overrides)
+        from fairdistill.flows.server_warmup import start_temporary_server_early
+
+        wait_for_server = start_temporary_server_early()
         from fairdistill.flows.live_progress import live_stages_if_interactive
         from fairdistill.flows.logging_setup import configure_console
-        from fairdistill.flows.regenerate import regenerate_fair_dataset
+        from fairdistill.flows.regenerate import prepare_tracking, regenerate_fair_dataset
 
         configure_console(debug=debug)
+        prepare_tracking(config)
+        wait_for_server()
         with live_stages_if_interactive(enabled=not (quiet or as_json)):
             summary = regenerate_fair_dataset(config)
     except Exception as error:

@@ -104,6 +104,16 @@ class StageRunner:
         progress.stage_finished(stage, seconds=seconds, reused=outcome["reused"])
 
 
+def prepare_tracking(config: RunConfig) -> str:
+    """Create the MLflow store and the run's experiment if missing; return the experiment id.
+
+    The flow does this itself; the command line calls it earlier as well, while Prefect's
+    temporary server starts, since a first run's SQLite store takes 2-5 s to create.
+    """
+    settings = load_settings()
+    return ensure_experiment(settings.tracking_uri, config.experiment, settings.mlflow_artifacts)
+
+
 def make_run_name(config: RunConfig, run_id: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{config.dataset_label}-{stamp}-{run_id[:8]}"
@@ -123,9 +133,7 @@ def regenerate_fair_dataset(config: RunConfig) -> RunSummary:
     gpu_limit = ensure_gpu_limit(settings.gpu_slots)
     if gpu_limit is not None:
         logger.info("GPU stages: at most %d at a time (Prefect tag limit 'gpu')", gpu_limit.slots)
-    experiment_id = ensure_experiment(
-        settings.tracking_uri, config.experiment, settings.mlflow_artifacts
-    )
+    experiment_id = prepare_tracking(config)
     flow_run_id = runtime.flow_run.get_id()
     with mlflow.start_run(
         experiment_id=experiment_id,

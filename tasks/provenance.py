@@ -19,7 +19,6 @@ RECORDED_PACKAGES = (
     "pyarrow",
     "pandas",
     "scikit-learn",
-    "fairlearn",
     "prefect",
     "mlflow",
     "great-expectations",
