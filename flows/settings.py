@@ -22,12 +22,12 @@ CHECKPOINT_URI_VARIABLE = "FAIRDISTILL_CHECKPOINT_URI"
 GPU_SLOTS_VARIABLE = "FAIRDISTILL_GPU_SLOTS"
 TORCH_THREADS_VARIABLE = "FAIRDISTILL_TORCH_THREADS"
 
-# Torch/OpenMP threads per stage unless configured. On an idle 2-core machine two cut
-# training by a quarter to a third (Adult: teacher epoch 1.09 -> 0.80 s, student 0.88 ->
-# 0.60 s). Results are
-# identical run to run for one thread count, not across counts, so the default is a fixed
-# number rather than the machine's core count.
-DEFAULT_STAGE_THREADS = 2
+# Torch/OpenMP threads per stage unless configured. On an idle 2-core machine a second
+# thread cut an Adult training epoch by 10-25 % (teacher 1.11 -> 0.87-0.96 s, student 0.87 ->
+# 0.68-0.83 s), but with one other busy process on the cores, epochs took 10-30 times longer
+# (threads wait for a descheduled peer; a passive OpenMP wait policy halved the idle speed
+# instead). Results repeat exactly for one thread count, not across counts.
+DEFAULT_STAGE_THREADS = 1
 
 # Inside the work root; a run name cannot start with a dot, so no run folder collides.
 CHECKPOINT_FOLDER = ".checkpoints"
@@ -56,8 +56,7 @@ class Settings:
     tracking_uri: str
     prefect_home: Path
     dask_address: str | None = None
-    # PyTorch (and OpenMP) threads per stage. On a machine busy with other jobs, use 1:
-    # threads waiting for a descheduled peer slowed training tenfold there.
+    # PyTorch (and OpenMP) threads per stage; see DEFAULT_STAGE_THREADS.
     torch_threads: int = DEFAULT_STAGE_THREADS
     # Where stages exchange files, as any fsspec URI; None: the local folder work_root.
     work_location: str | None = None

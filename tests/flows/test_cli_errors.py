@@ -154,6 +154,6 @@ def test_a_bad_setting_in_the_environment_is_one_sentence_and_exit_2(tmp_path: P
     assert completed.stderr.strip() == (
         "error: the environment variable FAIRDISTILL_TORCH_THREADS is 'many', not a whole "
         "number [rule FAIRDISTILL_TORCH_THREADS]; what to do: set FAIRDISTILL_TORCH_THREADS "
-        "to a whole number such as 2, or unset it."
+        "to a whole number such as 1, or unset it."
     )
     assert "Traceback" not in completed.stdout + completed.stderr

@@ -30,7 +30,7 @@ def test_by_default_everything_stays_in_the_home_folder(home: Path) -> None:
     assert settings.work_uri == str(home / "work") == str(settings.work_root)
     assert settings.checkpoint_uri == str(home / "checkpoints")
     assert settings.gpu_slots == 1
-    assert settings.torch_threads == 2
+    assert settings.torch_threads == 1
 
 
 def test_a_work_uri_takes_the_checkpoints_along(
@@ -57,7 +57,7 @@ def test_gpu_slots_come_from_the_environment(
     assert load_settings().gpu_slots == slots
 
 
-@pytest.mark.parametrize(("value", "threads"), [("1", 1), (" 4 ", 4), ("0", 1), ("", 2)])
+@pytest.mark.parametrize(("value", "threads"), [("2", 2), (" 4 ", 4), ("0", 1), ("", 1)])
 def test_stage_threads_come_from_the_environment(
     home: Path, monkeypatch: pytest.MonkeyPatch, value: str, threads: int
 ) -> None:
