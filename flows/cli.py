@@ -162,10 +162,10 @@ def run(
         "reuse_stages": False if fresh else None,
     }
     try:
-        config = collect_config(config_file, overrides)
         from fairdistill.flows.server_warmup import start_temporary_server_early
 
         wait_for_server = start_temporary_server_early()
+        config = collect_config(config_file, overrides)
         from fairdistill.flows.live_progress import live_stages_if_interactive
         from fairdistill.flows.logging_setup import configure_console
         from fairdistill.flows.regenerate import prepare_tracking, regenerate_fair_dataset
