@@ -133,3 +133,17 @@ def test_a_missed_gate_publishes_nothing_and_fails_the_run(
     # publish came from Prefect's cache instead of running again.
     reused = set(failed[0].data.tags["fairdistill.reused_stages"].split(","))
     assert reused == STAGES - {"publish"}
+
+
+def test_the_input_is_logged_as_an_mlflow_dataset_with_schema_and_size(finished_run) -> None:
+    summary, _ = finished_run
+    mlflow.set_tracking_uri(load_settings().tracking_uri)
+    validate = mlflow.get_run(child_runs(summary.mlflow_run_id)["validate"].info.run_id)
+    (logged,) = validate.inputs.dataset_inputs
+    manifest = json.loads(Path(summary.published.manifest).read_text())
+    assert logged.dataset.digest == manifest["input"]["sha256"][:16]
+    columns = {
+        column["name"]: column for column in json.loads(logged.dataset.schema)["mlflow_colspec"]
+    }
+    assert columns["age"]["type"] == "long" and columns["sex"]["type"] == "string"
+    assert json.loads(logged.dataset.profile)["num_rows"] == 3000
