@@ -112,6 +112,11 @@ def test_speed_runs_the_pipeline_and_reads_stage_times(tmp_path: Path) -> None:
     assert all(summary["per_stage_pipeline_s"][stage] > 0 for stage in speed.STAGES)
     assert summary["server_start_s"] > 0
     assert summary["pipeline_wall_s"] > report["pipeline"]["stage_sum_s"]
+    # The later run read back its own stages, not the first run's.
+    later = report["pipeline_used_home"]
+    assert set(speed.STAGES) <= set(later["stages"])
+    assert later["stages"] != report["pipeline"]["stages"]
+    assert summary["pipeline_used_home_wall_s"] > later["stage_sum_s"]
     assert summary["plain_wall_s"] > 0
 
 
