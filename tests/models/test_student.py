@@ -141,11 +141,12 @@ def test_latent_error_weights_are_the_inverse_code_variance_with_a_floor(setting
     variance = encode_latents(teacher, table, LEVELS).var(axis=0)
     floor = float(np.median(variance))
     config = StudentConfig(code_variance_floor=floor)
-    weights = latent_error_weights(teacher, table, LEVELS, config).numpy()
+    codes = torch.as_tensor(encode_latents(teacher, table, LEVELS))
+    weights = latent_error_weights(codes, config).numpy()
     np.testing.assert_allclose(weights, 1.0 / np.maximum(variance, floor), rtol=1e-5)
     assert weights.max() == pytest.approx(1.0 / floor)
     plain = StudentConfig(scale_by_code_variance=False)
-    assert torch.equal(latent_error_weights(teacher, table, LEVELS, plain), torch.ones(6))
+    assert torch.equal(latent_error_weights(codes, plain), torch.ones(6))
 
 
 def test_scaled_error_fits_the_teachers_narrow_dimensions_better(setting) -> None:
