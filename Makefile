@@ -42,8 +42,9 @@ lint: $(DEV_STAMP)
 # reports are written to benchmarks/output/. Expect several minutes on two CPU cores.
 bench: $(DEV_STAMP)
 	$(PYTHON) -m benchmarks.speed
-	$(PYTHON) -m benchmarks.throughput --rows 1000000
-	$(PYTHON) -m benchmarks.scale --sizes 10000 100000 1000000
+	$(PYTHON) -m benchmarks.throughput --rows 1000000 --threads 1 --output benchmarks/output/throughput-1-thread.json
+	$(PYTHON) -m benchmarks.throughput --rows 1000000 --threads 2 --output benchmarks/output/throughput-2-threads.json
+	$(PYTHON) -m benchmarks.scale --sizes 10000 100000 1000000 --threads 1
 
 # Regenerate the lock from the current, tested venv.
 lock: $(DEV_STAMP)
