@@ -171,6 +171,12 @@ def run(
         from fairdistill.flows.regenerate import prepare_tracking, regenerate_fair_dataset
 
         configure_console(debug=debug)
+        if quiet or as_json:
+            # MLflow prints its own progress ("Successfully registered model ...") straight to
+            # stderr; its warnings that matter to a user surface as errors or in our log.
+            from mlflow.utils.logging_utils import disable_logging
+
+            disable_logging()
         prepare_tracking(config)
         wait_for_server()
         with live_stages_if_interactive(enabled=not (quiet or as_json)):

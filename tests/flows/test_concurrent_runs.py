@@ -93,6 +93,12 @@ def test_both_runs_publish_into_their_own_folders(two_runs: dict) -> None:
     assert inconsistencies(output) == []
 
 
+def test_json_output_keeps_mlflow_progress_lines_off_the_console(two_runs: dict) -> None:
+    for name in RUN_NAMES:
+        assert "Successfully registered model" not in two_runs["stderr"][name]
+        assert "Created version" not in two_runs["stderr"][name]
+
+
 def test_a_reader_never_saw_a_partial_run_or_a_dangling_latest(two_runs: dict) -> None:
     watcher = two_runs["watcher"]
     assert watcher.looks > 100
