@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -30,13 +28,7 @@ from fairdistill.models.training import table_tensors
 LEVELS = [2, 3]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models gain nothing from threads, which only wait on each other on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def two_attribute_table(n: int = 1000, seed: int = 0) -> tuple[EncodedTable, list[FeatureBlock]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -36,13 +35,7 @@ LEVELS = [2]
 FAST = TeacherConfig(hidden=(32, 32), latent_dim=4, epochs=4, batch_size=128)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models gain nothing from threads, which only wait on each other on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def leaky_table(n: int = 1200, seed: int = 0) -> tuple[EncodedTable, list[FeatureBlock]]:
