@@ -253,14 +253,6 @@ class TabularDecoder(nn.Module):
         )
 
 
-def _sample_one_hot(probs: Tensor, generator: torch.Generator) -> Tensor:
-    """One-hot rows drawn from ``probs`` by inverting the CDF at one uniform per row."""
-    uniform = torch.rand(
-        probs.shape[0], 1, generator=generator, device=probs.device, dtype=probs.dtype
-    )
-    return torch.zeros_like(probs).scatter_(1, _invert_cdf(probs, uniform), 1.0)
-
-
 def _invert_cdf(probs: Tensor, uniform: Tensor) -> Tensor:
     """Per row, the first category whose cumulative probability reaches ``uniform``."""
     # The clamp covers a last cumulative sum that rounds below 1. Binary search plus scatter

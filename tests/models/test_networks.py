@@ -12,7 +12,6 @@ from fairdistill.models.networks import (
     TabularDecoder,
     _draw_levels,
     _invert_cdf,
-    _sample_one_hot,
     _shortcut_levels,
 )
 
@@ -116,7 +115,12 @@ def _per_block_sample(
     for block in decoder.blocks:
         if block.kind == "categorical":
             probs = torch.softmax(params[:, block.start : block.stop], dim=1)
-            rows[:, block.start : block.stop] = _sample_one_hot(probs, generator)
+            uniform = torch.rand(len(probs), 1, generator=generator, dtype=probs.dtype)
+            # By definition: the first level whose cumulative probability reaches the uniform.
+            level = (probs.cumsum(dim=1) < uniform).sum(dim=1, keepdim=True)
+            rows[:, block.start : block.stop] = torch.zeros_like(probs).scatter_(
+                1, level.clamp_max(probs.shape[1] - 1), 1.0
+            )
         else:
             mean = params[:, block.start]
             std = torch.exp(0.5 * output["logvar"][:, continuous])
