@@ -23,12 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fairdistill.models.losses import gaussian_pair_kl
-from fairdistill.models.networks import (
-    LATENT_LOGVAR_RANGE,
-    LOGVAR_FLOOR,
-    DecoderOutput,
-    register_architecture,
-)
+from fairdistill.models.networks import LATENT_LOGVAR_RANGE, LOGVAR_FLOOR, DecoderOutput
 
 PixelLikelihood = Literal["bernoulli", "gaussian"]
 # Two stages suit 8x8 to 32x32 images: 8x8 maps become 4x4 before the dense layer.
@@ -50,7 +45,6 @@ def _check_image_arguments(shape: Sequence[int], conv_channels: Sequence[int]) -
         raise ValueError(f"conv_channels needs at least one positive width, got {conv_channels}")
 
 
-@register_architecture
 class ConvEncoder(nn.Module):
     """Gaussian posterior q(z | image, condition) from a small convolutional network.
 
@@ -108,7 +102,6 @@ class ConvEncoder(nn.Module):
         )
 
 
-@register_architecture
 class ImageDecoder(nn.Module):
     """p(image | z, s): a distribution per pixel, decoded by transposed convolutions.
 

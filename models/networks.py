@@ -4,21 +4,19 @@ The teacher loss, the distillation and generation only speak to :class:`LatentEn
 :class:`LatentDecoder`, so a convolutional pair for images plugs into the same machinery.
 Every module describes itself with ``architecture()`` (JSON-safe constructor arguments), so
 its weights can be stored as safetensors with that JSON as metadata, never pickled, and
-rebuilt with :func:`module_from_state`.
+rebuilt with :func:`~fairdistill.models.architectures.module_from_state`.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fairdistill.models.blocks import FeatureBlock
-from fairdistill.models.errors import CheckpointError
 from fairdistill.models.losses import decoded_divergence, reconstruction_loss
 
 DecoderOutput = dict[str, Tensor]
@@ -78,33 +76,6 @@ class LatentDecoder(Protocol):
     def architecture(self) -> dict[str, Any]: ...
 
 
-ModuleClass = TypeVar("ModuleClass", bound=type[nn.Module])
-
-_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
-
-
-def register_architecture(cls: ModuleClass) -> ModuleClass:
-    """Make ``cls`` rebuildable by :func:`build_from_architecture` under its class name."""
-    _BUILDERS[cls.__name__] = cls.from_architecture  # type: ignore[attr-defined]
-    return cls
-
-
-def build_from_architecture(architecture: Mapping[str, Any]) -> nn.Module:
-    """Rebuild an untrained module from the dict its ``architecture()`` returned."""
-    kind = architecture.get("kind")
-    if kind not in _BUILDERS:
-        # The teacher's composite module registers itself in a module that imports this
-        # one; load it on first need so a stored teacher rebuilds from any entry point.
-        importlib.import_module("fairdistill.models.teacher")
-    if kind not in _BUILDERS:
-        raise CheckpointError(
-            f"Unknown model architecture {kind!r}",
-            rule="architecture.kind",
-            hint=f"expected one of {sorted(_BUILDERS)}; import the module that defines it",
-        )
-    return _BUILDERS[kind](architecture)
-
-
 def _mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     width = in_dim
@@ -115,7 +86,6 @@ def _mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-@register_architecture
 class MLPEncoder(nn.Module):
     """Gaussian posterior q(z | x, condition) from a multilayer perceptron."""
 
@@ -161,7 +131,6 @@ def _check_blocks(blocks: Sequence[FeatureBlock]) -> int:
     return position
 
 
-@register_architecture
 class TabularDecoder(nn.Module):
     """p(x | z, s) for a table: logits per categorical block, a Gaussian per continuous one.
 
@@ -309,7 +278,6 @@ def _shortcut_levels(logits: Tensor, uniform: Tensor) -> Tensor:
     return level
 
 
-@register_architecture
 class LabelHead(nn.Module):
     """p(y = 1 | input): the logit of the positive label."""
 
@@ -338,17 +306,3 @@ class LabelHead(nn.Module):
 def parameter_count(module: nn.Module) -> int:
     """Number of scalar parameters of ``module``."""
     return sum(parameter.numel() for parameter in module.parameters())
-
-
-def module_from_state(architecture: Mapping[str, Any], tensors: Mapping[str, Tensor]) -> nn.Module:
-    """Rebuild a trained module from its ``architecture()`` and ``state_dict()`` (eval mode)."""
-    module = build_from_architecture(architecture)
-    try:
-        module.load_state_dict(dict(tensors))
-    except RuntimeError as error:
-        raise CheckpointError(
-            "The stored weights do not match the stored architecture",
-            rule="checkpoint-architecture",
-            hint="re-run the training stage that wrote them",
-        ) from error
-    return module.eval()

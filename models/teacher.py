@@ -55,9 +55,7 @@ from fairdistill.models.networks import (
     LatentEncoder,
     MLPEncoder,
     TabularDecoder,
-    build_from_architecture,
     parameter_count,
-    register_architecture,
 )
 from fairdistill.models.training import (
     CheckpointCallback,
@@ -130,7 +128,6 @@ def label_head_input(z: Tensor, sensitive: Tensor, criterion: FairnessCriterion)
     return z
 
 
-@register_architecture
 class LabelConditionedEncoder(MLPEncoder):
     """An MLP encoder that takes the usual (label, s) condition but reads only the label.
 
@@ -140,8 +137,6 @@ class LabelConditionedEncoder(MLPEncoder):
     0.97 and from this one's with 0.85; with the penalty, 0.54 and 0.61 (teacher: 0.59).
     An encoder that sees s can cancel the shift s puts into the features, one that does not
     has to guess s from them, so the default student reads s and carries the penalty.
-    It lives here rather than beside the student so that a stored student rebuilds
-    wherever a stored teacher does.
     """
 
     LABEL_COLUMNS = 2
@@ -154,7 +149,6 @@ class LabelConditionedEncoder(MLPEncoder):
         return super().forward(x, condition[:, : self.LABEL_COLUMNS])
 
 
-@register_architecture
 class FairVAE(nn.Module):
     """Encoder, decoder and label head of the teacher, trained together."""
 
@@ -233,11 +227,22 @@ class FairVAE(nn.Module):
         }
 
     @classmethod
-    def from_architecture(cls, architecture: Mapping[str, Any]) -> FairVAE:
+    def from_architecture(
+        cls,
+        architecture: Mapping[str, Any],
+        *,
+        build_part: Callable[[Mapping[str, Any]], nn.Module],
+    ) -> FairVAE:
+        """An untrained teacher whose parts ``build_part`` rebuilds from their architectures.
+
+        The parts may be of any kind, so the caller passes the builder that knows them all
+        (:func:`~fairdistill.models.architectures.build_from_architecture`, which imports
+        this module).
+        """
         return cls(
-            build_from_architecture(architecture["encoder"]),  # type: ignore[arg-type]
-            build_from_architecture(architecture["decoder"]),  # type: ignore[arg-type]
-            build_from_architecture(architecture["label_head"]),  # type: ignore[arg-type]
+            build_part(architecture["encoder"]),  # type: ignore[arg-type]
+            build_part(architecture["decoder"]),  # type: ignore[arg-type]
+            build_part(architecture["label_head"]),  # type: ignore[arg-type]
             architecture["criterion"],
         )
 

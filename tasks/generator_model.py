@@ -30,6 +30,7 @@ import pandas as pd
 import polars as pl
 from mlflow.models.model import ModelInfo
 
+from fairdistill.models.architectures import module_from_state
 from fairdistill.models.blocks import EncodedTable
 from fairdistill.models.checkpoint import file_sha256, load_arrays, load_state
 from fairdistill.models.errors import CheckpointError, ConfigError
@@ -38,7 +39,6 @@ from fairdistill.models.generation import (
     transform_rows,
 )
 from fairdistill.models.modality import codec_from_dict
-from fairdistill.models.networks import module_from_state
 from fairdistill.models.prior import GaussianMixturePrior
 
 ROWS_COLUMN = "rows"

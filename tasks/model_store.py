@@ -17,6 +17,7 @@ from prefect.logging import get_run_logger
 from pydantic import BaseModel
 from torch import Tensor, nn
 
+from fairdistill.models.architectures import module_from_state
 from fairdistill.models.checkpoint import (
     arrays_from_bytes,
     arrays_to_bytes,
@@ -25,7 +26,6 @@ from fairdistill.models.checkpoint import (
     verify_sha256,
 )
 from fairdistill.models.errors import CheckpointError
-from fairdistill.models.networks import module_from_state
 from fairdistill.tasks.caching import stage_key
 from fairdistill.tasks.storage import (
     Ref,

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from fairdistill.models.architectures import module_from_state
 from fairdistill.models.blocks import EncodedTable, FeatureBlock
 from fairdistill.models.codec import TabularCodec
 from fairdistill.models.image_codec import ImageCodec
@@ -17,7 +18,6 @@ from fairdistill.models.networks import (
     LatentEncoder,
     MLPEncoder,
     TabularDecoder,
-    module_from_state,
     parameter_count,
 )
 from fairdistill.models.spec import ImageSpec

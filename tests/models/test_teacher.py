@@ -9,17 +9,11 @@ import pytest
 import safetensors.torch
 import torch
 
+from fairdistill.models.architectures import build_from_architecture, module_from_state
 from fairdistill.models.blocks import EncodedTable, FeatureBlock
 from fairdistill.models.errors import CheckpointError, ConfigError
 from fairdistill.models.losses import distance_correlation
-from fairdistill.models.networks import (
-    LabelHead,
-    LatentDecoder,
-    LatentEncoder,
-    build_from_architecture,
-    module_from_state,
-    parameter_count,
-)
+from fairdistill.models.networks import LabelHead, LatentDecoder, LatentEncoder, parameter_count
 from fairdistill.models.teacher import (
     FairVAE,
     TeacherConfig,
