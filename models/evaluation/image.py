@@ -33,20 +33,14 @@ column, identifiers) are left out.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
 from sklearn.decomposition import PCA
-from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
-from fairdistill.models.evaluation.fairness import (
-    FAIRNESS_SUMMARY,
-    fairness_metrics,
-    grouping_names,
-    positive_labels,
-    sensitive_groupings,
-)
+from fairdistill.models.evaluation.fairness import positive_labels
 from fairdistill.models.evaluation.fidelity import DEFAULT_MAX_ROWS, NEIGHBOURS
 from fairdistill.models.evaluation.image_classifiers import (
     IMAGE_FAMILIES,
@@ -54,22 +48,23 @@ from fairdistill.models.evaluation.image_classifiers import (
     ImageFamily,
     train_image_classifier,
 )
-from fairdistill.models.evaluation.report import (
-    EvaluationResult,
-    _check_columns,
-    _record_copies,
-    _record_data,
-    _record_distances,
-    _record_fidelity,
-    _record_utility,
-    _timed,
-    _with_target,
-    metric_name,
-)
-from fairdistill.models.evaluation.utility import (
+from fairdistill.models.evaluation.protocols import (
     DECISION_THRESHOLD,
     TSTS_TEST_SHARE,
-    UTILITY_METRICS,
+    NoClassifierError,
+    protocol_results,
+)
+from fairdistill.models.evaluation.report import (
+    EvaluationResult,
+    check_columns,
+    metric_name,
+    record_copies,
+    record_data,
+    record_distances,
+    record_fidelity,
+    record_utility,
+    rows_with_target,
+    timed,
 )
 from fairdistill.models.spec import ColumnSpec, DatasetSpec, ImageSpec
 
@@ -90,10 +85,10 @@ def evaluate_images(
 ) -> EvaluationResult:
     """Fairness, utility, fidelity and privacy of synthetic images (see the module notes)."""
     image = _image_spec(spec)
-    _check_columns(real_train, real_test, synthetic, spec)
+    check_columns(real_train, real_test, synthetic, spec)
     columns = [spec.target.column, *spec.sensitive_columns, *image.pixel_columns]
     real_train, real_test = real_train.select(columns), real_test.select(columns)
-    synthetic, missing_target = _with_target(synthetic.select(columns), spec)
+    synthetic, missing_target = rows_with_target(synthetic.select(columns), spec)
     if synthetic.height <= NEIGHBOURS:
         raise ValueError(
             f"the synthetic data has {synthetic.height} images with a label; "
@@ -101,16 +96,16 @@ def evaluate_images(
         )
     result = EvaluationResult()
     timings: dict[str, float] = {}
-    _record_data(result, real_train, synthetic, missing_target, spec)
-    with _timed(timings, "utility"):
+    record_data(result, real_train, synthetic, missing_target, spec)
+    with timed(timings, "utility"):
         utility = image_tstr_trtr(real_train, real_test, synthetic, spec, seed, families)
-        _record_utility(result, utility)
+        record_utility(result, utility)
         _record_flips(result, utility)
-    with _timed(timings, "embedding"):
+    with timed(timings, "embedding"):
         train_emb, synth_emb, test_emb = _embed(image, seed, real_train, synthetic, real_test)
-    with _timed(timings, "fidelity"):
+    with timed(timings, "fidelity"):
         summary_spec = image_summary_spec(spec)
-        _record_fidelity(
+        record_fidelity(
             result,
             image_summary(real_train, spec),
             image_summary(synthetic, spec),
@@ -120,9 +115,9 @@ def evaluate_images(
             seed,
             max_rows,
         )
-    with _timed(timings, "privacy"):
-        _record_copies(result, real_train, real_test, synthetic)
-        _record_distances(result, train_emb, synth_emb, test_emb, seed, max_rows)
+    with timed(timings, "privacy"):
+        record_copies(result, real_train, real_test, synthetic)
+        record_distances(result, train_emb, synth_emb, test_emb, seed, max_rows)
     result.tables["timings_s"] = timings
     result.tables["sampling"] = {"max_rows": max_rows, "seed": seed}
     result.tables["embedding"] = {"kind": "pca", "components": train_emb.shape[1]}
@@ -156,54 +151,75 @@ def image_tstr_trtr(
     """Per family: ``trtr``, ``tstr``, ``tsts`` and ``auroc_ratio_to_trtr``, shaped like the
     tabular :func:`~fairdistill.models.evaluation.utility.tstr_trtr`; TRTR and TSTR also hold
     ``flips``, per attribute the flipped accuracy and flip rate (when they apply)."""
-    image = _image_spec(spec)
-    flipped = flipped_test_images(real_train, real_test, spec)
-    synthetic_train, synthetic_test = _tsts_split(synthetic, spec, seed)
-    results: dict[str, dict[str, Any]] = {}
-    for family in families:
-        trtr = _protocol(family, real_train, real_test, spec, image, seed, flipped)
-        tstr = _protocol(family, synthetic, real_test, spec, image, seed, flipped)
-        tsts = _protocol(family, synthetic_train, synthetic_test, spec, image, seed, {})
-        results[family] = {
-            "trtr": trtr,
-            "tstr": tstr,
-            "tsts": tsts,
-            "auroc_ratio_to_trtr": _ratio(tstr["utility"]["auroc"], trtr["utility"]["auroc"]),
+    classifiers = ImageClassifiers(
+        spec, _image_spec(spec), flipped_test_images(real_train, real_test, spec)
+    )
+    return protocol_results(real_train, real_test, synthetic, spec, seed, families, classifiers)
+
+
+@dataclass(frozen=True)
+class FrameImageClassifier:
+    """An :class:`ImageClassifier` that reads the images from a frame's pixel columns."""
+
+    classifier: ImageClassifier
+    image: ImageSpec
+
+    def positive_probability(self, frame: pl.DataFrame) -> np.ndarray:
+        return self.classifier.positive_probability(frame_images(frame, self.image))
+
+
+@dataclass(frozen=True)
+class ImageClassifiers:
+    """The protocols' classifiers for images, with the tint flips of the real test images."""
+
+    spec: DatasetSpec
+    image: ImageSpec
+    flipped: dict[str, np.ndarray]  # per attribute, as :func:`flipped_test_images`
+
+    def split_synthetic(
+        self, synthetic: pl.DataFrame, seed: int
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """A seeded split of the synthetic images, stratified by label when both are present."""
+        labels = positive_labels(synthetic, self.spec)
+        rng = np.random.default_rng(seed)
+        is_test = np.zeros(synthetic.height, dtype=bool)
+        for value in np.unique(labels):
+            members = np.flatnonzero(labels == value)
+            rng.shuffle(members)
+            is_test[members[: round(members.size * TSTS_TEST_SHARE)]] = True
+        mask = pl.Series(is_test)
+        return synthetic.filter(~mask), synthetic.filter(mask)
+
+    def fit(
+        self, family: str, train: pl.DataFrame, test: pl.DataFrame, seed: int
+    ) -> FrameImageClassifier:
+        train_labels = positive_labels(train, self.spec)
+        if np.unique(train_labels).size < 2:
+            raise NoClassifierError("the training images hold a single label class")
+        if test.height == 0:
+            raise NoClassifierError("there are no test images")
+        images = frame_images(train, self.image)
+        classifier = train_image_classifier(cast(ImageFamily, family), images, train_labels, seed)
+        return FrameImageClassifier(classifier, self.image)
+
+    def extra_scores(
+        self,
+        protocol: str,
+        model: FrameImageClassifier,
+        labels: np.ndarray,
+        predictions: np.ndarray,
+    ) -> dict[str, Any]:
+        # The flips re-tint real test images, so they only apply where those are the test.
+        flipped = self.flipped if protocol in FLIP_PROTOCOLS else {}
+        return {
+            "flips": {
+                attribute: _flip_scores(model.classifier, images, labels, predictions)
+                for attribute, images in flipped.items()
+            }
         }
-    return results
 
-
-def _protocol(
-    family: ImageFamily,
-    train: pl.DataFrame,
-    test: pl.DataFrame,
-    spec: DatasetSpec,
-    image: ImageSpec,
-    seed: int,
-    flipped: dict[str, np.ndarray],
-) -> dict[str, Any]:
-    train_labels = positive_labels(train, spec)
-    if np.unique(train_labels).size < 2:
-        return _untrained(spec, "the training images hold a single label class")
-    if test.height == 0:
-        return _untrained(spec, "there are no test images")
-    model = train_image_classifier(family, frame_images(train, image), train_labels, seed)
-    labels = positive_labels(test, spec)
-    probability = model.positive_probability(frame_images(test, image))
-    predictions = (probability >= DECISION_THRESHOLD).astype(np.int8)
-    return {
-        "trained": True,
-        "reason": None,
-        "utility": _scores(labels, probability),
-        "fairness": {
-            name: fairness_metrics(labels, predictions, groups)
-            for name, groups in sensitive_groupings(test, spec).items()
-        },
-        "flips": {
-            attribute: _flip_scores(model, images, labels, predictions)
-            for attribute, images in flipped.items()
-        },
-    }
+    def untrained_extras(self) -> dict[str, Any]:
+        return {"flips": {}}
 
 
 def _flip_scores(
@@ -214,50 +230,6 @@ def _flip_scores(
         "flipped_accuracy": float((flipped == labels).mean()),
         "flip_rate": float((flipped != predictions).mean()),
     }
-
-
-def _untrained(spec: DatasetSpec, reason: str) -> dict[str, Any]:
-    return {
-        "trained": False,
-        "reason": reason,
-        "utility": dict.fromkeys(UTILITY_METRICS, float("nan")),
-        "fairness": {
-            name: dict.fromkeys(FAIRNESS_SUMMARY, float("nan")) for name in grouping_names(spec)
-        },
-        "flips": {},
-    }
-
-
-def _tsts_split(
-    synthetic: pl.DataFrame, spec: DatasetSpec, seed: int
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """A seeded split of the synthetic images, stratified by label when both are present."""
-    labels = positive_labels(synthetic, spec)
-    rng = np.random.default_rng(seed)
-    is_test = np.zeros(synthetic.height, dtype=bool)
-    for value in np.unique(labels):
-        members = np.flatnonzero(labels == value)
-        rng.shuffle(members)
-        is_test[members[: round(members.size * TSTS_TEST_SHARE)]] = True
-    mask = pl.Series(is_test)
-    return synthetic.filter(~mask), synthetic.filter(mask)
-
-
-def _scores(labels: np.ndarray, probability: np.ndarray) -> dict[str, float]:
-    predictions = (probability >= DECISION_THRESHOLD).astype(np.int8)
-    both = np.unique(labels).size == 2
-    return {
-        "auroc": float(roc_auc_score(labels, probability)) if both else float("nan"),
-        "f1": float(f1_score(labels, predictions, zero_division=0.0)),
-        "accuracy": float(accuracy_score(labels, predictions)),
-        "positive_prediction_rate": float(predictions.mean()),
-    }
-
-
-def _ratio(numerator: float, denominator: float) -> float:
-    if np.isnan(numerator) or np.isnan(denominator) or denominator == 0:
-        return float("nan")
-    return numerator / denominator
 
 
 def _record_flips(result: EvaluationResult, utility: dict[str, dict[str, Any]]) -> None:

@@ -64,17 +64,12 @@ from fairdistill.models.evaluation.privacy import (
     dcr_summary,
     exact_copy_rate,
 )
-from fairdistill.models.evaluation.utility import (
-    FAMILIES,
-    UTILITY_METRICS,
-    Family,
-    tstr_trtr,
-)
+from fairdistill.models.evaluation.protocols import PROTOCOLS, UTILITY_METRICS
+from fairdistill.models.evaluation.utility import FAMILIES, Family, tstr_trtr
 from fairdistill.models.spec import DatasetSpec
 
 # MLflow also allows "/" and ":", but a "/" could make a name resolve to another path.
 _INVALID_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_\-. ]")
-_PROTOCOLS = ("trtr", "tstr", "tsts")
 
 
 @dataclass
@@ -101,35 +96,36 @@ def evaluate_synthetic(
     max_rows: int = DEFAULT_MAX_ROWS,
 ) -> EvaluationResult:
     """Fairness, utility, fidelity and privacy of ``synthetic`` (see the module notes)."""
-    _check_columns(real_train, real_test, synthetic, spec)
+    check_columns(real_train, real_test, synthetic, spec)
     result = EvaluationResult()
     timings: dict[str, float] = {}
-    synthetic, missing_target = _with_target(synthetic, spec)
+    synthetic, missing_target = rows_with_target(synthetic, spec)
     if synthetic.height <= NEIGHBOURS:
         raise ValueError(
             f"the synthetic data has {synthetic.height} rows with a label; "
             f"evaluation needs more than {NEIGHBOURS}"
         )
-    _record_data(result, real_train, synthetic, missing_target, spec)
-    with _timed(timings, "utility"):
-        _record_utility(result, tstr_trtr(real_train, real_test, synthetic, spec, seed, families))
-    with _timed(timings, "embedding"):
+    record_data(result, real_train, synthetic, missing_target, spec)
+    with timed(timings, "utility"):
+        record_utility(result, tstr_trtr(real_train, real_test, synthetic, spec, seed, families))
+    with timed(timings, "embedding"):
         embedding = fit_embedding(real_train, spec, include_target=True)
         train_emb, synth_emb = embedding.transform(real_train), embedding.transform(synthetic)
         test_emb = embedding.transform(real_test)
-    with _timed(timings, "fidelity"):
-        _record_fidelity(result, real_train, synthetic, train_emb, synth_emb, spec, seed, max_rows)
-    with _timed(timings, "privacy"):
-        _record_copies(result, real_train, real_test, synthetic)
-        _record_distances(result, train_emb, synth_emb, test_emb, seed, max_rows)
+    with timed(timings, "fidelity"):
+        record_fidelity(result, real_train, synthetic, train_emb, synth_emb, spec, seed, max_rows)
+    with timed(timings, "privacy"):
+        record_copies(result, real_train, real_test, synthetic)
+        record_distances(result, train_emb, synth_emb, test_emb, seed, max_rows)
     result.tables["timings_s"] = timings
     result.tables["sampling"] = {"max_rows": max_rows, "seed": seed}
     return result
 
 
-def _check_columns(
+def check_columns(
     real_train: pl.DataFrame, real_test: pl.DataFrame, synthetic: pl.DataFrame, spec: DatasetSpec
 ) -> None:
+    """Refuse frames that lack a column of the spec or hold no rows, naming which frame."""
     needed = [spec.target.column, *spec.sensitive_columns, *spec.feature_columns]
     for label, frame in (
         ("real training", real_train),
@@ -143,18 +139,20 @@ def _check_columns(
             raise ValueError(f"the {label} data has no rows")
 
 
-def _with_target(frame: pl.DataFrame, spec: DatasetSpec) -> tuple[pl.DataFrame, int]:
+def rows_with_target(frame: pl.DataFrame, spec: DatasetSpec) -> tuple[pl.DataFrame, int]:
+    """``frame`` without the rows whose target is missing, and how many those were."""
     missing = frame.get_column(spec.target.column).null_count()
     return (frame.drop_nulls(spec.target.column) if missing else frame), missing
 
 
-def _record_data(
+def record_data(
     result: EvaluationResult,
     real_train: pl.DataFrame,
     synthetic: pl.DataFrame,
     missing_target: int,
     spec: DatasetSpec,
 ) -> None:
+    """Record the row counts, positive rates and label parity of the real and synthetic data."""
     metrics = result.metrics
     metrics["synthetic.rows"] = float(synthetic.height)
     metrics["synthetic.missing_target_share"] = missing_target / (synthetic.height + missing_target)
@@ -170,9 +168,10 @@ def _record_data(
     result.tables["label_parity"] = parity
 
 
-def _record_utility(result: EvaluationResult, utility: dict[str, dict[str, Any]]) -> None:
+def record_utility(result: EvaluationResult, utility: dict[str, dict[str, Any]]) -> None:
+    """Record the metrics of every outcome of :func:`tstr_trtr` (or of its image counterpart)."""
     for family, protocols in utility.items():
-        for protocol in _PROTOCOLS:
+        for protocol in PROTOCOLS:
             outcome = protocols[protocol]
             prefix = (protocol, family)
             result.metrics[metric_name(*prefix, "trained")] = float(outcome["trained"])
@@ -187,7 +186,7 @@ def _record_utility(result: EvaluationResult, utility: dict[str, dict[str, Any]]
     result.tables["utility"] = utility
 
 
-def _record_fidelity(
+def record_fidelity(
     result: EvaluationResult,
     real_train: pl.DataFrame,
     synthetic: pl.DataFrame,
@@ -197,6 +196,7 @@ def _record_fidelity(
     seed: int,
     max_rows: int,
 ) -> None:
+    """Record sample-level fidelity in the embedding, per-column marginals and associations."""
     faithful = alpha_precision_beta_recall_authenticity(real_emb, synth_emb, seed, max_rows)
     density = density_coverage(real_emb, synth_emb, seed=seed, max_rows=max_rows)
     marginals = marginal_distances(real_train, synthetic, spec)
@@ -221,12 +221,13 @@ def _record_fidelity(
     }
 
 
-def _record_copies(
+def record_copies(
     result: EvaluationResult,
     real_train: pl.DataFrame,
     real_test: pl.DataFrame,
     synthetic: pl.DataFrame,
 ) -> None:
+    """Record the shares of synthetic and of real test rows that copy a training row exactly."""
     copies = {
         "exact_copy_rate": exact_copy_rate(real_train, synthetic),
         "holdout_exact_copy_rate": exact_copy_rate(real_train, real_test),
@@ -236,7 +237,7 @@ def _record_copies(
     result.tables.setdefault("privacy", {}).update(copies)
 
 
-def _record_distances(
+def record_distances(
     result: EvaluationResult,
     train_emb: np.ndarray,
     synth_emb: np.ndarray,
@@ -244,6 +245,7 @@ def _record_distances(
     seed: int,
     max_rows: int,
 ) -> None:
+    """Record distances to the closest training record, synthetic and holdout, in the embedding."""
     synthetic, holdout = closest_record_distances(train_emb, synth_emb, test_emb, seed, max_rows)
     dcr = dcr_summary(synthetic, holdout)
     for name, value in dcr.items():
@@ -258,7 +260,8 @@ def _positive_rate(frame: pl.DataFrame, spec: DatasetSpec) -> float:
 
 
 @contextmanager
-def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+def timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Add the seconds the ``with`` block takes to ``timings[name]``."""
     start = time.perf_counter()
     yield
     timings[name] = timings.get(name, 0.0) + time.perf_counter() - start

@@ -1,10 +1,7 @@
 """How useful synthetic data is for training a classifier of the target, and how fair that is.
 
-Three protocols, each for every classifier family asked for:
-
-- TRTR: train on the real training frame, test on the real test frame (the baseline);
-- TSTR: train on the synthetic frame, test on the real test frame;
-- TSTS: split the synthetic frame 70/30 (stratified by label, seeded), train on 70, test on 30.
+The TRTR, TSTR and TSTS protocols of ``protocols.py``, each for every classifier family asked
+for; TSTS splits the synthetic frame 70/30 (stratified by label, seeded) with scikit-learn.
 
 Both families see every non-target column except ignored ones, sensitive attributes included:
 
@@ -25,30 +22,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 import polars as pl
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from fairdistill.models.evaluation.embedding import category_codes, fit_embedding, split_columns
-from fairdistill.models.evaluation.fairness import (
-    FAIRNESS_SUMMARY,
-    fairness_metrics,
-    grouping_names,
-    positive_labels,
-    sensitive_groupings,
+from fairdistill.models.evaluation.fairness import positive_labels
+from fairdistill.models.evaluation.protocols import (
+    TSTS_TEST_SHARE,
+    NoClassifierError,
+    protocol_results,
+    utility_scores,
 )
 from fairdistill.models.spec import DatasetSpec
 
 Family = Literal["gradient_boosting", "logistic_regression"]
 FAMILIES: tuple[Family, ...] = ("gradient_boosting", "logistic_regression")
-UTILITY_METRICS = ("auroc", "f1", "accuracy", "positive_prediction_rate")
-TSTS_TEST_SHARE = 0.3
-DECISION_THRESHOLD = 0.5
 # HistGradientBoosting bins a categorical feature into at most 255 codes.
 _MAX_CODED_CATEGORIES = 255
 
@@ -135,7 +128,7 @@ def utility_metrics(model: TabularClassifier, test: pl.DataFrame, spec: DatasetS
 
     AUROC is NaN when the test labels hold one class.
     """
-    return _scores(positive_labels(test, spec), model.positive_probability(test))
+    return utility_scores(positive_labels(test, spec), model.positive_probability(test))
 
 
 def tstr_trtr(
@@ -148,93 +141,57 @@ def tstr_trtr(
 ) -> dict[str, dict[str, Any]]:
     """Per family: ``trtr``, ``tstr`` and ``tsts`` results and ``auroc_ratio_to_trtr``.
 
-    Each protocol result holds ``trained`` (bool), ``reason`` (why not, or None), ``utility``
-    (:data:`UTILITY_METRICS`) and ``fairness`` (per sensitive attribute and intersection, the
-    output of :func:`fairness_metrics` on that protocol's test predictions).
+    Each protocol result holds ``trained``, ``reason``, ``utility`` and ``fairness``, as
+    :func:`~fairdistill.models.evaluation.protocols.protocol_results` describes.
     """
-    synthetic_train, synthetic_test, split_reason = _tsts_split(synthetic, spec, seed)
-    results: dict[str, dict[str, Any]] = {}
-    for family in families:
-        trtr = _protocol(family, real_train, real_test, spec, seed)
-        tstr = _protocol(family, synthetic, real_test, spec, seed)
-        if split_reason is None:
-            tsts = _protocol(family, synthetic_train, synthetic_test, spec, seed)
-        else:
-            tsts = _untrained(spec, split_reason)
-        results[family] = {
-            "trtr": trtr,
-            "tstr": tstr,
-            "tsts": tsts,
-            "auroc_ratio_to_trtr": _ratio(tstr["utility"]["auroc"], trtr["utility"]["auroc"]),
-        }
-    return results
-
-
-def _protocol(
-    family: Family, train: pl.DataFrame, test: pl.DataFrame, spec: DatasetSpec, seed: int
-) -> dict[str, Any]:
-    try:
-        model = train_classifier(family, train, spec, seed)
-    except SingleClassError as error:
-        return _untrained(spec, f"training data: {error}")
-    labels = positive_labels(test, spec)
-    probability = model.positive_probability(test)
-    predictions = (probability >= DECISION_THRESHOLD).astype(np.int8)
-    return {
-        "trained": True,
-        "reason": None,
-        "utility": _scores(labels, probability),
-        "fairness": {
-            name: fairness_metrics(labels, predictions, groups)
-            for name, groups in sensitive_groupings(test, spec).items()
-        },
-    }
-
-
-def _untrained(spec: DatasetSpec, reason: str) -> dict[str, Any]:
-    return {
-        "trained": False,
-        "reason": reason,
-        "utility": dict.fromkeys(UTILITY_METRICS, float("nan")),
-        "fairness": {
-            name: dict.fromkeys(FAIRNESS_SUMMARY, float("nan")) for name in grouping_names(spec)
-        },
-    }
-
-
-def _tsts_split(
-    synthetic: pl.DataFrame, spec: DatasetSpec, seed: int
-) -> tuple[pl.DataFrame, pl.DataFrame, str | None]:
-    labels = positive_labels(synthetic, spec)
-    class_counts = np.bincount(labels, minlength=2)
-    if class_counts.min() < 2:
-        reason = (
-            f"synthetic data: {_single_class_reason(labels)} (a stratified split needs 2+ each)"
-        )
-        return synthetic, synthetic, reason
-    train_rows, test_rows = train_test_split(
-        np.arange(synthetic.height), test_size=TSTS_TEST_SHARE, stratify=labels, random_state=seed
+    return protocol_results(
+        real_train, real_test, synthetic, spec, seed, families, TabularClassifiers(spec)
     )
-    return synthetic[np.sort(train_rows)], synthetic[np.sort(test_rows)], None
 
 
-def _scores(labels: np.ndarray, probability: np.ndarray) -> dict[str, float]:
-    predictions = (probability >= DECISION_THRESHOLD).astype(np.int8)
-    both_classes = np.unique(labels).size == 2
-    return {
-        "auroc": float(roc_auc_score(labels, probability)) if both_classes else float("nan"),
-        "f1": float(f1_score(labels, predictions, zero_division=0.0)),
-        "accuracy": float(accuracy_score(labels, predictions)),
-        "positive_prediction_rate": float(predictions.mean()),
-    }
+@dataclass(frozen=True)
+class TabularClassifiers:
+    """The protocols' classifiers for tables: :func:`train_classifier` on polars frames."""
+
+    spec: DatasetSpec
+
+    def split_synthetic(
+        self, synthetic: pl.DataFrame, seed: int
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        labels = positive_labels(synthetic, self.spec)
+        if np.bincount(labels, minlength=2).min() < 2:
+            raise NoClassifierError(
+                f"synthetic data: {_single_class_reason(labels)} (a stratified split needs 2+ each)"
+            )
+        train_rows, test_rows = train_test_split(
+            np.arange(synthetic.height),
+            test_size=TSTS_TEST_SHARE,
+            stratify=labels,
+            random_state=seed,
+        )
+        return synthetic[np.sort(train_rows)], synthetic[np.sort(test_rows)]
+
+    def fit(
+        self, family: str, train: pl.DataFrame, test: pl.DataFrame, seed: int
+    ) -> TabularClassifier:
+        try:
+            return train_classifier(cast(Family, family), train, self.spec, seed)
+        except SingleClassError as error:
+            raise NoClassifierError(f"training data: {error}") from error
+
+    def extra_scores(
+        self,
+        protocol: str,
+        model: TabularClassifier,
+        labels: np.ndarray,
+        predictions: np.ndarray,
+    ) -> dict[str, Any]:
+        return {}
+
+    def untrained_extras(self) -> dict[str, Any]:
+        return {}
 
 
 def _single_class_reason(labels: np.ndarray) -> str:
     positives = int(labels.sum())
     return f"{positives} positive and {labels.size - positives} negative labels"
-
-
-def _ratio(numerator: float, denominator: float) -> float:
-    if np.isnan(numerator) or np.isnan(denominator) or denominator == 0:
-        return float("nan")
-    return numerator / denominator

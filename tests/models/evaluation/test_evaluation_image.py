@@ -14,6 +14,7 @@ from fairdistill.models.evaluation.image import (
     flipped_test_images,
     frame_images,
     image_summary,
+    image_tstr_trtr,
     retint,
 )
 from fairdistill.models.spec import DatasetSpec, complete_spec, load_spec
@@ -153,3 +154,14 @@ def test_synthetic_images_of_one_label_train_nothing_and_say_why(digits) -> None
         assert "single label class" in reason
     assert np.isnan(result.metrics["tstr.logistic_regression.auroc_ratio_to_trtr"])
     assert "tstr.logistic_regression.colour.flip_rate" not in result.metrics
+
+
+def test_tsts_without_test_images_says_so_and_keeps_flips_to_real_test_images(digits) -> None:
+    train, test, spec = digits
+    # One image per label: rounding 30 % of one image gives the TSTS test part nothing.
+    pair = pl.concat([train.filter(pl.col("label") == value).head(1) for value in ("high", "low")])
+    utility = image_tstr_trtr(train, test, pair, spec, 0, LR_ONLY)["logistic_regression"]
+    assert utility["tsts"]["trained"] is False
+    assert utility["tsts"]["reason"] == "there are no test images"
+    assert utility["tsts"]["flips"] == {}
+    assert set(utility["trtr"]["flips"]) == set(utility["tstr"]["flips"]) == {"colour"}
