@@ -154,7 +154,7 @@ class QuantileNormalColumn:
 
     def values(self, scores: np.ndarray, is_null: np.ndarray) -> pl.Series:
         cumulative = _unsqueeze(ndtr(scores.astype(np.float64)))
-        decoded = _interpolate_evenly_spaced(cumulative, np.asarray(self.quantiles))
+        decoded = interpolate_evenly_spaced(cumulative, np.asarray(self.quantiles))
         lower = -np.inf if self.lower is None else self.lower
         upper = np.inf if self.upper is None else self.upper
         if self.integer:
@@ -207,7 +207,7 @@ def _unsqueeze(cumulative: np.ndarray) -> np.ndarray:
     return np.clip((cumulative - _PROBABILITY_BOUND) / (1.0 - 2.0 * _PROBABILITY_BOUND), 0.0, 1.0)
 
 
-def _interpolate_evenly_spaced(cumulative: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+def interpolate_evenly_spaced(cumulative: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     """``np.interp(cumulative, linspace(0, 1, m), quantiles)`` for ``cumulative`` in [0, 1].
 
     The knots are evenly spaced, so each value's interval is found by arithmetic instead

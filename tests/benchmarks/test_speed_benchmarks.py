@@ -7,7 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
 
@@ -144,18 +143,3 @@ def test_ctgan_output_is_cast_back_to_the_training_schema() -> None:
     assert synthetic.schema == train.schema
     assert synthetic.height == train.height
     assert isinstance(synthetic, pl.DataFrame)
-
-
-@pytest.mark.parametrize(
-    "quantiles",
-    [np.sort(np.random.default_rng(1).normal(size=1000)), np.array([3.0, 9.0]), np.full(5, 7.5)],
-)
-def test_fast_quantile_interpolation_matches_numpy(quantiles: np.ndarray) -> None:
-    from fairdistill.models.codec import _interpolate_evenly_spaced
-
-    cumulative = np.concatenate([[0.0, 1.0, 0.5], np.random.default_rng(2).random(10_000)])
-    expected = np.interp(cumulative, np.linspace(0.0, 1.0, quantiles.size), quantiles)
-    np.testing.assert_allclose(
-        _interpolate_evenly_spaced(cumulative, quantiles), expected, rtol=0, atol=1e-12
-    )
-    assert np.isnan(_interpolate_evenly_spaced(np.array([np.nan]), quantiles)).all()

@@ -7,7 +7,12 @@ import polars as pl
 import pytest
 
 from fairdistill.data import bundled_dataset
-from fairdistill.models.codec import MISSING_LABEL, NULL_INDICATOR_SUFFIX, TabularCodec
+from fairdistill.models.codec import (
+    MISSING_LABEL,
+    NULL_INDICATOR_SUFFIX,
+    TabularCodec,
+    interpolate_evenly_spaced,
+)
 from fairdistill.models.errors import CheckpointError, DataValidationError, SpecError
 from fairdistill.models.spec import ColumnSpec, DatasetSpec, complete_spec
 
@@ -282,3 +287,16 @@ def test_stored_codec_of_another_format_is_refused(adult_codec: TabularCodec):
     state = {**adult_codec.to_dict(), "version": 99}
     with pytest.raises(CheckpointError, match="version"):
         TabularCodec.from_dict(state)
+
+
+@pytest.mark.parametrize(
+    "quantiles",
+    [np.sort(np.random.default_rng(1).normal(size=1000)), np.array([3.0, 9.0]), np.full(5, 7.5)],
+)
+def test_fast_quantile_interpolation_matches_numpy(quantiles: np.ndarray) -> None:
+    cumulative = np.concatenate([[0.0, 1.0, 0.5], np.random.default_rng(2).random(10_000)])
+    expected = np.interp(cumulative, np.linspace(0.0, 1.0, quantiles.size), quantiles)
+    np.testing.assert_allclose(
+        interpolate_evenly_spaced(cumulative, quantiles), expected, rtol=0, atol=1e-12
+    )
+    assert np.isnan(interpolate_evenly_spaced(np.array([np.nan]), quantiles)).all()

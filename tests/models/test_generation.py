@@ -11,7 +11,6 @@ import torch
 from fairdistill.models.blocks import EncodedTable, FeatureBlock
 from fairdistill.models.errors import ConfigError
 from fairdistill.models.generation import decode_latents, sample_sensitive, transform_rows
-from fairdistill.models.networks import _invert_cdf
 from fairdistill.models.teacher import FairVAE, TeacherConfig
 from fairdistill.models.training import joint_group_index
 
@@ -136,21 +135,6 @@ def test_empty_input_gives_empty_output() -> None:
         criterion=model.criterion,
     )
     assert features.shape == (0, 9) and label.shape == (0,)
-
-
-def test_one_hot_draw_picks_the_first_category_whose_cdf_reaches_the_uniform() -> None:
-    probs = torch.softmax(torch.randn(2_000, 7, generator=torch.Generator().manual_seed(0)), 1)
-    uniform = torch.rand(len(probs), 1, generator=torch.Generator().manual_seed(5))
-    # A row whose probabilities sum to 0.9 (rounding, at a smaller scale) and whose uniform
-    # lies above that still gets a level: the last one.
-    short = int(torch.nonzero(uniform[:, 0] > 0.9)[0])
-    probs[short] = torch.tensor([0.3, 0.3, 0.3, 0.0, 0.0, 0.0, 0.0])
-    drawn = torch.zeros_like(probs).scatter_(1, _invert_cdf(probs, uniform), 1.0)
-    expected = (probs.cumsum(dim=1) < uniform).sum(dim=1).clamp_max(6)
-    assert drawn.dtype == probs.dtype
-    np.testing.assert_array_equal(drawn.sum(dim=1).numpy(), 1.0)
-    np.testing.assert_array_equal(drawn.argmax(dim=1).numpy(), expected.numpy())
-    assert drawn[short, 6] == 1.0
 
 
 def test_decoding_writes_rows_into_one_output_array() -> None:

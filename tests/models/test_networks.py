@@ -7,92 +7,10 @@ import torch
 from torch import Tensor
 
 from fairdistill.models.blocks import FeatureBlock
-from fairdistill.models.networks import (
-    _SOFTMAX_VECTOR_WIDTH,
-    TabularDecoder,
-    _draw_levels,
-    _invert_cdf,
-    _shortcut_levels,
-)
-
-WIDTHS = [1, 2, 5, 7, 9, 15, 16, 42]
-
+from fairdistill.models.categorical_draws import SOFTMAX_VECTOR_WIDTH
+from fairdistill.models.networks import TabularDecoder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _softmax_levels(logits: Tensor, uniform: Tensor) -> Tensor:
-    return _invert_cdf(torch.softmax(logits, dim=1), uniform)
-
-
-def _uniforms_on_the_boundaries(logits: Tensor, seed: int) -> Tensor:
-    """Per row: exactly at a cumulative softmax probability, one float either side, or random.
-
-    These are the uniforms whose level a rounding difference would change.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    n, width = logits.shape
-    cdf = torch.softmax(logits, dim=1).cumsum(dim=1)
-    boundary = cdf.gather(1, torch.randint(0, width, (n, 1), generator=generator))
-    boundary = boundary.clamp(0.0, 1.0 - 2.0**-24)
-    choice = torch.randint(0, 4, (n, 1), generator=generator)
-    return torch.where(
-        choice == 0,
-        boundary,
-        torch.where(
-            choice == 1,
-            torch.nextafter(boundary, torch.zeros(())),
-            torch.where(
-                choice == 2,
-                torch.nextafter(boundary, torch.ones(())),
-                torch.rand(n, 1, generator=generator),
-            ),
-        ),
-    )
-
-
-@pytest.mark.parametrize("width", WIDTHS)
-@pytest.mark.parametrize("scale", [0.3, 4.0, 40.0])
-def test_shortcut_levels_match_softmax_at_the_cdf_boundaries(width: int, scale: float) -> None:
-    generator = torch.Generator().manual_seed(width)
-    logits = scale * torch.randn(4_000, width, generator=generator)
-    uniform = _uniforms_on_the_boundaries(logits, seed=width)
-    expected = _softmax_levels(logits, uniform)
-    assert torch.equal(_shortcut_levels(logits, uniform), expected)
-    assert torch.equal(_draw_levels(logits, uniform), expected)
-
-
-def test_shortcut_levels_match_softmax_on_a_strided_slice() -> None:
-    # A block is a column slice of the decoder output, not a tensor of its own.
-    output = torch.randn(3_000, 30, generator=torch.Generator().manual_seed(1))
-    block = output[:, 4:13]
-    uniform = _uniforms_on_the_boundaries(block, seed=1)
-    assert torch.equal(_shortcut_levels(block, uniform), _softmax_levels(block, uniform))
-
-
-def test_shortcut_levels_match_softmax_on_infinite_and_extreme_logits() -> None:
-    inf, nan = float("inf"), float("nan")
-    logits = torch.tensor(
-        [
-            [inf, 0.0, 1.0],
-            [-inf, 0.0, 1.0],
-            [-inf, -inf, 0.0],
-            [nan, 0.0, 1.0],
-            [-1e30, -1e30, -1e30],
-            [1e30, 1e30, 0.0],
-            [-200.0, -150.0, -100.0],
-            [80.0, 80.0, 80.0],
-        ]
-    )
-    for uniform in (0.0, 0.2, 0.5, 0.9, 1.0 - 2.0**-24):
-        column = torch.full((len(logits), 1), uniform)
-        assert torch.equal(_shortcut_levels(logits, column), _softmax_levels(logits, column)), (
-            uniform
-        )
-
-
-def test_shortcut_levels_of_no_rows() -> None:
-    assert _shortcut_levels(torch.zeros(0, 4), torch.zeros(0, 1)).shape == (0, 1)
 
 
 def _blocks(widths: list[int | None]) -> list[FeatureBlock]:
@@ -131,7 +49,7 @@ def _per_block_sample(
     return rows
 
 
-MIXED = [None, 7, 2, None, _SOFTMAX_VECTOR_WIDTH - 1, _SOFTMAX_VECTOR_WIDTH, None, 42, 1]
+MIXED = [None, 7, 2, None, SOFTMAX_VECTOR_WIDTH - 1, SOFTMAX_VECTOR_WIDTH, None, 42, 1]
 
 
 @pytest.mark.parametrize("widths", [MIXED, [None, None], [3, 9]])
