@@ -1,11 +1,8 @@
-"""Stored modules rebuild by kind, and the models package has no import cycle to do it."""
+"""Stored modules rebuild by kind, from their JSON architecture and their weights."""
 
 from __future__ import annotations
 
-import ast
 import json
-from graphlib import CycleError, TopologicalSorter
-from pathlib import Path
 
 import pytest
 import torch
@@ -22,7 +19,6 @@ from fairdistill.models.image_networks import ConvEncoder, ImageDecoder
 from fairdistill.models.networks import LabelHead, MLPEncoder, TabularDecoder
 from fairdistill.models.teacher import FairVAE, LabelConditionedEncoder
 
-MODELS = Path(__file__).resolve().parents[2] / "models"
 BLOCKS = [FeatureBlock("a", "categorical", 0, 3), FeatureBlock("b", "continuous", 3, 1)]
 SHAPE = (3, 8, 8)
 
@@ -88,46 +84,3 @@ def test_weights_of_another_shape_are_refused() -> None:
     small, wide = MLPEncoder(4, 4, [8], 2), MLPEncoder(4, 4, [16], 2)
     with pytest.raises(CheckpointError, match="do not match"):
         module_from_state(small.architecture(), wide.state_dict())
-
-
-def package_imports() -> dict[str, set[str]]:
-    """Per module of ``models/``: the ``fairdistill.models`` modules it imports."""
-    sources = {
-        ".".join(
-            ("fairdistill", "models", *path.relative_to(MODELS).with_suffix("").parts)
-        ).removesuffix(".__init__"): path.read_text(encoding="utf-8")
-        for path in MODELS.rglob("*.py")
-    }
-    graph: dict[str, set[str]] = {}
-    for name, source in sources.items():
-        graph[name] = set()
-        for node in ast.walk(ast.parse(source)):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                # ``from package import submodule`` depends on the submodule.
-                graph[name].update(
-                    f"{node.module}.{alias.name}"
-                    if f"{node.module}.{alias.name}" in sources
-                    else node.module
-                    for alias in node.names
-                )
-            elif isinstance(node, ast.Import):
-                graph[name].update(alias.name for alias in node.names)
-    return graph
-
-
-def test_models_imports_form_no_cycle_and_nothing_is_imported_by_name() -> None:
-    graph = package_imports()
-    assert "fairdistill.models.architectures" in graph
-    # importlib is how a registry hides a cycle from the import statements checked below.
-    assert [name for name, imported in graph.items() if "importlib" in imported] == []
-    inside = {name: imported & set(graph) for name, imported in graph.items()}
-    try:
-        TopologicalSorter(inside).prepare()
-    except CycleError as error:
-        pytest.fail(f"import cycle in models/: {error.args[1]}")
-
-
-def test_the_classes_do_not_import_the_module_that_rebuilds_them() -> None:
-    graph = package_imports()
-    for name in ("networks", "image_networks", "teacher", "student"):
-        assert "fairdistill.models.architectures" not in graph[f"fairdistill.models.{name}"]
