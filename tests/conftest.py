@@ -81,8 +81,8 @@ def sample_input(tmp_path_factory: pytest.TempPathFactory, adult_sample: pl.Data
 @pytest.fixture(scope="session")
 def finished_run(sample_input: dict, tmp_path_factory: pytest.TempPathFactory):
     """One real flow run (Prefect engine, MLflow SQLite store) shared by the slow tests."""
-    from fairdistill.flows.config import RunConfig
     from fairdistill.flows.regenerate import regenerate_fair_dataset
+    from fairdistill.models.config import RunConfig
 
     output = tmp_path_factory.mktemp("published")
     loose_gates = {"min_utility_ratio": None, "max_exact_copy_rate": None}

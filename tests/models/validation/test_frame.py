@@ -11,7 +11,7 @@ from fairdistill.data import bundled_dataset
 from fairdistill.models.errors import DataValidationError
 from fairdistill.models.spec import DatasetSpec, complete_spec, load_spec
 from fairdistill.models.tables import read_table
-from fairdistill.tasks.validation_suite import (
+from fairdistill.models.validation import (
     CHECK_ALL_NULL,
     CHECK_CELL_ROWS,
     CHECK_GROUP_ROWS,

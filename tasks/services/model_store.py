@@ -2,7 +2,7 @@
 
 Weights, priors and epoch checkpoints go wherever the run's work and checkpoint roots are
 (a local folder or any fsspec URI): they are serialised to bytes here and written through
-:mod:`fairdistill.tasks.storage`, atomically on a local disk, as one object elsewhere.
+:mod:`fairdistill.tasks.services.storage`, atomically on a local disk, as one object elsewhere.
 Reads check the sha256 recorded at write time before parsing a single byte.
 """
 
@@ -14,7 +14,6 @@ import mlflow
 import numpy as np
 import torch
 from prefect.logging import get_run_logger
-from pydantic import BaseModel
 from torch import Tensor, nn
 
 from fairdistill.models.checkpoint import (
@@ -26,8 +25,8 @@ from fairdistill.models.checkpoint import (
 )
 from fairdistill.models.errors import CheckpointError
 from fairdistill.models.networks import module_from_state
-from fairdistill.tasks.caching import stage_key
-from fairdistill.tasks.storage import (
+from fairdistill.tasks.services.caching import stage_key
+from fairdistill.tasks.services.storage import (
     Ref,
     exists,
     join_uri,
@@ -35,7 +34,7 @@ from fairdistill.tasks.storage import (
     remove,
     write_bytes,
 )
-from fairdistill.tasks.tracking import MODEL_REQUIREMENTS, StageContext
+from fairdistill.tasks.services.tracking import MODEL_REQUIREMENTS, StageContext
 
 
 def save_arrays_to(uri: str, arrays: dict[str, np.ndarray], metadata: dict[str, Any]) -> Ref:
@@ -121,7 +120,8 @@ class EpochCheckpoint:
         self.digest_uri = join_uri(folder, f"{stage}.sha256")
 
     @classmethod
-    def for_stage(cls, context: StageContext, stage: str, *inputs: BaseModel) -> EpochCheckpoint:
+    def for_stage(cls, context: StageContext, stage: str, *inputs: Any) -> EpochCheckpoint:
+        """The checkpoint of ``stage`` run on ``inputs`` (its parameters, in order)."""
         key = stage_key(stage, {str(index): value for index, value in enumerate(inputs)})
         return cls(join_uri(context.checkpoint_root, key[:32]), stage)
 

@@ -12,8 +12,8 @@ import torch
 from fairdistill.models.codec import TabularCodec
 from fairdistill.models.spec import DatasetSpec, complete_spec
 from fairdistill.models.teacher import FairVAE, TeacherConfig, encode_latents
-from fairdistill.tasks.storage import parquet_bytes
-from fairdistill.tasks.training_record import latent_sample, split_latent_sample
+from fairdistill.tasks.services.storage import parquet_bytes
+from fairdistill.tasks.services.training_record import latent_sample, split_latent_sample
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from fairdistill.models.errors import CheckpointError
-from fairdistill.tasks.storage import (
+from fairdistill.tasks.services.storage import (
     Ref,
     exists,
     join_uri,

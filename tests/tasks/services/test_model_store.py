@@ -12,15 +12,15 @@ import torch
 from fairdistill.models.checkpoint import load_arrays, load_state, save_state, state_to_bytes
 from fairdistill.models.errors import CheckpointError
 from fairdistill.models.networks import MLPEncoder
-from fairdistill.tasks.model_store import (
+from fairdistill.tasks.services.model_store import (
     EpochCheckpoint,
     load_arrays_from,
     load_module,
     save_arrays_to,
     save_module,
 )
-from fairdistill.tasks.storage import Ref, exists, join_uri, read_bytes
-from fairdistill.tasks.tracking import StageContext
+from fairdistill.tasks.services.storage import Ref, exists, join_uri, read_bytes
+from fairdistill.tasks.services.tracking import StageContext
 
 
 def context_on(root: str) -> StageContext:

@@ -29,15 +29,18 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from pydantic import BaseModel, ConfigDict
 
-from fairdistill.flows.config import RunConfig
+from fairdistill.models.config import RunConfig
 from fairdistill.models.errors import RegistryError
 from fairdistill.models.gates import GateDecision
-from fairdistill.tasks.generate import SyntheticData
-from fairdistill.tasks.generator_model import log_generator, sensitive_group_counts
-from fairdistill.tasks.prepare import PreparedData
-from fairdistill.tasks.storage import Ref, read_bytes
-from fairdistill.tasks.tracking import MODEL_REQUIREMENTS, StageContext
-from fairdistill.tasks.train_teacher import TrainedModel, load_training_table
+from fairdistill.tasks.services.generator_model import log_generator, sensitive_group_counts
+from fairdistill.tasks.services.stage_outputs import (
+    PreparedData,
+    SyntheticData,
+    TrainedModel,
+    load_training_table,
+)
+from fairdistill.tasks.services.storage import Ref, read_bytes
+from fairdistill.tasks.services.tracking import MODEL_REQUIREMENTS, StageContext
 
 CANDIDATE = "candidate"
 CHAMPION = "champion"

@@ -1,9 +1,11 @@
-"""Stage results cached on what determines them: input digests, config and code version.
+"""Stage results cached on what determines them: input digests, settings and code version.
 
 A rerun of a failed or killed flow with the same input, config and code reuses every stage
-that completed and starts at the one that did not. The key deliberately leaves out what
-differs between runs but does not change a result: the run's name, its MLflow run, its
-work folder and the URIs of intermediate files (their sha256 digests stay in the key).
+that completed and starts at the one that did not. Each stage is handed only the part of
+the run's config it reads, so the key covers exactly that part: a new fairness weight
+trains the teacher again but reuses the validated input and the split. The key leaves out
+what differs between runs but does not change a result: the run's context (name, MLflow
+run, work folder) and the URIs of intermediate files (their sha256 digests stay in it).
 """
 
 from __future__ import annotations
@@ -17,15 +19,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from fairdistill.flows.config import RunConfig
-from fairdistill.tasks.storage import Ref
-from fairdistill.tasks.tracking import StageContext
+from fairdistill.tasks.services.storage import Ref
+from fairdistill.tasks.services.tracking import StageContext
 
-# Config fields that never change a stage's result.
-RUN_ONLY_FIELDS = frozenset(
-    {"output", "run_name", "overwrite", "experiment", "gates", "reuse_stages", "register_model"}
-)
-_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
 @lru_cache(maxsize=1)
@@ -46,8 +43,6 @@ def _stable(value: Any) -> Any:
         return value.sha256
     if isinstance(value, BaseModel):
         fields = {name: getattr(value, name) for name in type(value).model_fields}
-        if isinstance(value, RunConfig):
-            fields = {k: v for k, v in fields.items() if k not in RUN_ONLY_FIELDS}
         return {name: _stable(item) for name, item in fields.items()}
     if isinstance(value, dict):
         return {str(key): _stable(item) for key, item in value.items()}
@@ -64,8 +59,8 @@ def stage_key(stage: str, parameters: dict[str, Any]) -> str:
 
 def stage_cache_key(context: Any, parameters: dict[str, Any]) -> str | None:
     """Prefect cache key function; None (no caching) when the run asks for fresh stages."""
-    config = parameters.get("config")
-    if isinstance(config, RunConfig) and not config.reuse_stages:
+    run = parameters.get("context")
+    if isinstance(run, StageContext) and not run.reuse_stages:
         return None
     return stage_key(context.task.name, parameters)
 

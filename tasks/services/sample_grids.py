@@ -7,8 +7,8 @@ from pathlib import Path
 
 import mlflow
 
-from fairdistill.flows.config import RunConfig
 from fairdistill.models.blocks import EncodedTable
+from fairdistill.models.config import GenerateConfig
 from fairdistill.models.image_codec import ImageCodec
 from fairdistill.models.image_samples import sample_grids
 from fairdistill.models.networks import LatentEncoder
@@ -18,7 +18,8 @@ SAMPLES_FOLDER = "samples"
 
 
 def log_sample_grids(
-    config: RunConfig,
+    settings: GenerateConfig,
+    seed: int,
     codec: ImageCodec,
     real: EncodedTable,
     synthetic: EncodedTable,
@@ -32,8 +33,8 @@ def log_sample_grids(
         synthetic,
         teacher,
         student,
-        seed=config.seed,
-        prior_components=config.generate.prior_components,
+        seed=seed,
+        prior_components=settings.prior_components,
     )
     with tempfile.TemporaryDirectory() as folder:
         for name, png in grids.items():

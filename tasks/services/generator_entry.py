@@ -6,6 +6,6 @@ registry unpickles nothing; the code it runs is the installed fairdistill's.
 
 import mlflow
 
-from fairdistill.tasks.generator_model import FairSyntheticGenerator
+from fairdistill.tasks.services.generator_model import FairSyntheticGenerator
 
 mlflow.models.set_model(FairSyntheticGenerator())

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from fairdistill.models.errors import OutputError
-from fairdistill.tasks.run_folder import (
+from fairdistill.tasks.services.run_folder import (
     LATEST_LINK,
     STALE_STAGING_SECONDS,
     _move_into_place,
@@ -126,7 +126,7 @@ def test_the_next_publish_clears_stale_staging(tmp_path: Path) -> None:
 WRITER = """
 import hashlib, json, sys
 from pathlib import Path
-from fairdistill.tasks.run_folder import write_run_folder
+from fairdistill.tasks.services.run_folder import write_run_folder
 
 root, first = Path(sys.argv[1]), int(sys.argv[2])
 for index in range(first, first + 40):

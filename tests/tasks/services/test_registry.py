@@ -15,18 +15,16 @@ from typer.testing import CliRunner
 
 from fairdistill.data import bundled_dataset
 from fairdistill.flows.cli import app
-from fairdistill.flows.config import RunConfig
 from fairdistill.models.checkpoint import save_arrays, save_state
 from fairdistill.models.codec import TabularCodec
+from fairdistill.models.config import RunConfig
 from fairdistill.models.errors import CheckpointError, RegistryError
 from fairdistill.models.gates import GateDecision
 from fairdistill.models.prior import GaussianMixturePrior
 from fairdistill.models.spec import complete_spec, load_spec
 from fairdistill.models.student import StudentConfig, build_student
 from fairdistill.models.teacher import FairVAE, TeacherConfig, encode_latents
-from fairdistill.tasks.generate import SyntheticData
-from fairdistill.tasks.prepare import PreparedData
-from fairdistill.tasks.registry import (
+from fairdistill.tasks.services.registry import (
     APPROVALS_FILE,
     CANDIDATE,
     CHAMPION,
@@ -37,9 +35,9 @@ from fairdistill.tasks.registry import (
     register_candidate,
     registered_model_name,
 )
-from fairdistill.tasks.storage import Ref, write_json, write_parquet
-from fairdistill.tasks.tracking import StageContext
-from fairdistill.tasks.train_teacher import TrainedModel
+from fairdistill.tasks.services.stage_outputs import PreparedData, SyntheticData, TrainedModel
+from fairdistill.tasks.services.storage import Ref, write_json, write_parquet
+from fairdistill.tasks.services.tracking import StageContext
 
 ROWS = 400
 PASSED_GATE = GateDecision("max_exact_copy_rate", "privacy.exact_copy_rate", "<=", 0.05, 0.0, True)

@@ -20,8 +20,7 @@ import mlflow
 import polars as pl
 from mlflow.exceptions import MlflowException
 
-from fairdistill.flows.config import RunConfig
-from fairdistill.flows.settings import REDACTED, redact_uri
+from fairdistill.models.config import RunConfig
 from fairdistill.models.errors import FairdistillError
 from fairdistill.models.gates import GateDecision
 from fairdistill.models.image_samples import SAMPLE_CAPTIONS
@@ -38,22 +37,26 @@ from fairdistill.models.reporting.data import (
     Provenance,
     SampleGrid,
 )
+from fairdistill.models.reporting.evaluation_markdown import render_gate_markdown
 from fairdistill.models.spec import DatasetSpec
-from fairdistill.tasks.evaluate import EvaluationOutcome
-from fairdistill.tasks.generate import SyntheticData
-from fairdistill.tasks.prepare import PreparedData, read_spec
-from fairdistill.tasks.provenance import code_version
-from fairdistill.tasks.report import render_gate_markdown
-from fairdistill.tasks.storage import read_bytes, read_json, write_text
-from fairdistill.tasks.tracking import StageContext
-from fairdistill.tasks.train_teacher import TrainedModel
-from fairdistill.tasks.training_record import (
+from fairdistill.tasks.services.provenance import code_version
+from fairdistill.tasks.services.stage_outputs import (
+    EvaluationOutcome,
+    PreparedData,
+    SyntheticData,
+    TrainedModel,
+    ValidatedInput,
+    read_spec,
+)
+from fairdistill.tasks.services.storage import read_bytes, read_json, write_text
+from fairdistill.tasks.services.tracking import StageContext
+from fairdistill.tasks.services.training_record import (
     HISTORY_ARTIFACT,
     LATENT_ARTIFACT_FOLDER,
     LATENT_ARTIFACT_NAME,
     split_latent_sample,
 )
-from fairdistill.tasks.validate import ValidatedInput
+from fairdistill.tasks.services.uris import REDACTED, redact_uri
 
 REPORT_HTML_FILE = "report.html"
 REPORT_DATA_ARTIFACT = "report/report_data.json"

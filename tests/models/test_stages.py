@@ -1,4 +1,4 @@
-"""The generate stage's sampling step: row count, sensitive mix, determinism, decodable rows."""
+"""The pipeline's recipe as plain functions (models/stages.py), run without orchestration."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from fairdistill.data import bundled_dataset
-from fairdistill.flows.config import RunConfig
 from fairdistill.models.codec import TabularCodec
+from fairdistill.models.config import GenerateConfig
 from fairdistill.models.prior import GaussianMixturePrior
 from fairdistill.models.spec import complete_spec, load_spec
+from fairdistill.models.stages import sample_rows
 from fairdistill.models.teacher import FairVAE, TeacherConfig
-from fairdistill.tasks.generate import sample_rows
 
 LATENT_DIM = 4
 
@@ -44,9 +44,9 @@ def test_sampled_rows_have_the_asked_count_and_mix_and_repeat_for_a_seed(
     codec: TabularCodec, teacher: FairVAE, adult_sample: pl.DataFrame
 ) -> None:
     real_sensitive = codec.encode(adult_sample).sensitive
-    config = RunConfig(dataset="adult", generate={"rows": 501, "sensitive_mix": "balanced"})
-    first = sample_rows(config, teacher, _prior(), real_sensitive, codec, 501)
-    again = sample_rows(config, teacher, _prior(), real_sensitive, codec, 501)
+    settings = GenerateConfig(rows=501, sensitive_mix="balanced")
+    first = sample_rows(teacher, _prior(), real_sensitive, codec, settings, 501, seed=0)
+    again = sample_rows(teacher, _prior(), real_sensitive, codec, settings, 501, seed=0)
     assert first.features.shape == (501, codec.feature_dim)
     np.testing.assert_array_equal(first.features, again.features)
     np.testing.assert_array_equal(first.label, again.label)
@@ -63,9 +63,7 @@ def test_another_seed_gives_other_rows(
 ) -> None:
     real_sensitive = codec.encode(adult_sample).sensitive
     rows = [
-        sample_rows(
-            RunConfig(dataset="adult", seed=seed), teacher, _prior(), real_sensitive, codec, 200
-        )
+        sample_rows(teacher, _prior(), real_sensitive, codec, GenerateConfig(), 200, seed=seed)
         for seed in (0, 1)
     ]
     assert not np.array_equal(rows[0].features, rows[1].features)

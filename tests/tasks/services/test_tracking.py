@@ -9,7 +9,7 @@ import pytest
 import torch
 from threadpoolctl import threadpool_info
 
-from fairdistill.tasks.tracking import stage_threads, worker_identity
+from fairdistill.tasks.services.tracking import stage_threads, worker_identity
 
 
 def test_outside_dask_a_stage_names_its_host_and_process() -> None:

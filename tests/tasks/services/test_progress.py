@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fairdistill.tasks import progress
+from fairdistill.tasks.services import progress
 
 
 class Recorder:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fairdistill.models.errors import FairdistillError
-from fairdistill.tasks.report_data import resolve_run
+from fairdistill.tasks.services.run_report import resolve_run
 
 OWN_STORE = "sqlite:///home/me/mlflow.db"
 

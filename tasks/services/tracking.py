@@ -35,6 +35,8 @@ class StageContext(BaseModel):
     # The flow passes the configured count (flows.settings); one thread when built alone.
     torch_threads: int = 1
     flow_run_id: str | None = None
+    # False: every stage computes afresh (the run's reuse_stages); never part of a cache key.
+    reuse_stages: bool = True
 
     def work_file(self, name: str) -> str:
         return f"{self.work_uri.rstrip('/')}/{name}"

@@ -25,7 +25,7 @@ RECORDED_PACKAGES = (
     "safetensors",
 )
 
-_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def package_versions() -> dict[str, str]:

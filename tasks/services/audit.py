@@ -1,9 +1,8 @@
-"""The audit bundle: a model card from the manifest, and checks an auditor can run.
+"""The check an auditor runs on a published folder, trusting nobody.
 
-``verify`` trusts nobody: it re-hashes every published file, compares it with the
-manifest, and compares the manifest with what the MLflow record of the run says.
-``reproduce`` reruns the recorded pipeline from the recorded input, config and seed and
-says whether the output is byte-identical.
+``verify`` re-hashes every published file, compares it with the manifest, and compares
+the manifest with what the MLflow record of the run says. Its companion ``reproduce``
+reruns the whole flow, so it is composed in ``flows/reproduce.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,7 +109,7 @@ def _check_files(manifest: dict[str, Any], folder: Path, result: Verification) -
             result.passed(f"{name} sha256 matches the manifest")
 
 
-def _same_metrics(recorded: dict[str, float], manifest: dict[str, float]) -> list[str]:
+def differing_metrics(recorded: dict[str, float], manifest: dict[str, float]) -> list[str]:
     """The manifest's metrics that MLflow recorded differently.
 
     A metric that could not be computed (a ratio with no positive prediction in a group) is
@@ -161,7 +159,7 @@ def _check_tracking(manifest: dict[str, Any], tracking_uri: str, result: Verific
     else:
         result.passed("the output sha256 matches the MLflow record")
     evaluate = _stage_run(client, manifest, "evaluate")
-    differing = _same_metrics(evaluate.data.metrics if evaluate else {}, manifest["metrics"])
+    differing = differing_metrics(evaluate.data.metrics if evaluate else {}, manifest["metrics"])
     if differing:
         result.mismatch(
             f"{len(differing)} metrics differ from the MLflow record: {', '.join(differing[:5])}"
@@ -178,66 +176,3 @@ def verify(manifest_path: str | Path, *, tracking_uri: str | None = None) -> Ver
     _check_files(manifest, path.parent, result)
     _check_tracking(manifest, tracking_uri or manifest["mlflow"]["tracking_uri"], result)
     return result
-
-
-@dataclass(frozen=True)
-class Reproduction:
-    identical: bool
-    recorded_sha256: str
-    reproduced_sha256: str
-    reproduced_folder: str
-
-
-def recorded_config(manifest: dict[str, Any], output: Path) -> dict[str, Any]:
-    """The recorded config, rerun in full into ``output`` under a fresh run name."""
-    config = dict(manifest["config"])
-    config.update(
-        data=manifest["input"]["path"],
-        spec=manifest["input"]["spec_path"],
-        output=str(output),
-        run_name=None,
-        overwrite=False,
-        reuse_stages=False,
-        register_model=False,
-    )
-    return config
-
-
-def check_recorded_input(manifest: dict[str, Any]) -> None:
-    data = Path(manifest["input"]["path"])
-    if not data.is_file():
-        raise VerificationError(
-            "The recorded input file is gone",
-            file=str(data),
-            rule="reproduce-input",
-            hint="restore the input file at its recorded path to reproduce the run",
-        )
-    actual = file_digest(data)
-    if actual != manifest["input"]["sha256"]:
-        raise VerificationError(
-            f"The recorded input changed since the run (sha256 {actual[:12]}…, recorded "
-            f"{manifest['input']['sha256'][:12]}…)",
-            file=str(data),
-            rule="reproduce-input",
-            hint="reproduction needs the exact input the run read",
-        )
-
-
-def reproduce(manifest_path: str | Path, *, output: str | Path | None = None) -> Reproduction:
-    """Rerun the recorded pipeline and compare the output's bytes with the published ones."""
-    from fairdistill.flows.config import build_config
-    from fairdistill.flows.regenerate import regenerate_fair_dataset
-
-    path = Path(manifest_path).resolve()
-    manifest = load_manifest(path)
-    check_recorded_input(manifest)
-    target = Path(output) if output else Path(tempfile.mkdtemp(prefix="fairdistill-reproduce-"))
-    config = build_config(recorded_config(manifest, target), source=str(path))
-    summary = regenerate_fair_dataset(config)
-    recorded = manifest["output"]["sha256"]
-    return Reproduction(
-        identical=summary.published.sha256 == recorded,
-        recorded_sha256=recorded,
-        reproduced_sha256=summary.published.sha256,
-        reproduced_folder=summary.published.folder,
-    )

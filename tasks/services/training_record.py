@@ -1,4 +1,5 @@
-"""What a training stage keeps for the run report: its per-epoch history and a latent sample.
+"""What a training stage records: its epochs as they pass, the latent's fairness, its
+history and a latent sample for the run report, and a serving example for the logged model.
 
 The history is the list the training loop returns, complete even when training resumed
 from a checkpoint (the MLflow metric history of a resumed attempt starts at the resume).
@@ -9,21 +10,27 @@ their latent means and their sensitive values, enough to draw what fairness look
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import polars as pl
 import torch
+from prefect.logging import get_run_logger
 
-from fairdistill.models.blocks import EncodedTable
+from fairdistill.models.blocks import EncodedTable, one_hot_sensitive
 from fairdistill.models.codec import TabularCodec
+from fairdistill.models.modality import Codec
+from fairdistill.models.stages import probe_latent
 from fairdistill.models.teacher import encode_latents
-from fairdistill.tasks.storage import Ref, parquet_bytes, write_bytes
-from fairdistill.tasks.tracking import StageContext
+from fairdistill.models.training import encoder_condition
+from fairdistill.tasks.services import progress
+from fairdistill.tasks.services.storage import Ref, parquet_bytes, write_bytes
+from fairdistill.tasks.services.tracking import StageContext, log_metrics
 
 LATENT_SAMPLE_ROWS = 2000
+EXAMPLE_ROWS = 5
 HISTORY_ARTIFACT = "training/history.json"
 LATENT_ARTIFACT_FOLDER = "training"
 LATENT_ARTIFACT_NAME = "latent_sample.parquet"
@@ -91,3 +98,36 @@ def record_training(
         {"history": list(history), "latent_sample_sha256": ref.sha256}, HISTORY_ARTIFACT
     )
     return ref
+
+
+def epoch_logger(stage: str, epochs: int) -> Callable[[int, dict[str, float]], None]:
+    """Each epoch's means go to MLflow, the log and the live display."""
+    logger = get_run_logger()
+
+    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        log_metrics(metrics, step=epoch)
+        summary = ", ".join(f"{key} {value:.4f}" for key, value in metrics.items())
+        logger.info("%s epoch %d/%d: %s", stage, epoch + 1, epochs, summary)
+        progress.epoch_finished(stage, epoch=epoch, epochs=epochs, metrics=metrics)
+
+    return on_epoch
+
+
+def log_latent_fairness(
+    encoder: torch.nn.Module, table: EncodedTable, codec: Codec, seed: int
+) -> dict[str, float]:
+    """How much of each sensitive attribute a probe still reads from the latent."""
+    metrics = {
+        f"probe_auroc.{name}": value
+        for name, value in probe_latent(encoder, table, codec, seed).items()
+    }
+    log_metrics(metrics)
+    return metrics
+
+
+def serving_example(table: EncodedTable, codec: Codec) -> torch.Tensor:
+    """A few rows as the logged encoder takes them: [features | label, s one-hots]."""
+    rows = slice(0, EXAMPLE_ROWS)
+    sensitive = one_hot_sensitive(table.sensitive[rows], codec.sensitive_level_counts)
+    condition = encoder_condition(table.label[rows], sensitive)
+    return torch.as_tensor(np.concatenate([table.features[rows], condition], axis=1))
