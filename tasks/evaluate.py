@@ -7,7 +7,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
 from fairdistill.models.config import EvaluateConfig
-from fairdistill.models.reporting.evaluation_markdown import (
+from fairdistill.models.reporting.markdown import (
     headline_metrics,
     render_evaluation_markdown,
 )

@@ -20,6 +20,8 @@ for _name, _value in {
     "GX_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     "PREFECT_LOGGING_LEVEL": "WARNING",
+    # Stage tasks run on their own in tests, outside a flow run: their logs stay local.
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
     "GIT_PYTHON_REFRESH": "quiet",
 }.items():
     os.environ[_name] = _value

@@ -37,7 +37,7 @@ from fairdistill.models.reporting.data import (
     Provenance,
     SampleGrid,
 )
-from fairdistill.models.reporting.evaluation_markdown import render_gate_markdown
+from fairdistill.models.reporting.markdown import render_gate_markdown
 from fairdistill.models.spec import DatasetSpec
 from fairdistill.tasks.services.provenance import code_version
 from fairdistill.tasks.services.stage_outputs import (
