@@ -26,7 +26,7 @@ import polars as pl
 import torch
 
 from benchmarks.speed_common import DEFAULT_OUTPUT_DIR, Clock, adult_split, machine, write_json
-from fairdistill.flows.config import RunConfig
+from fairdistill.models.config import RunConfig
 from fairdistill.models.evaluation import evaluate_synthetic
 from fairdistill.models.generation import decode_latents, sample_sensitive
 from fairdistill.models.modality import build_teacher, fit_codec

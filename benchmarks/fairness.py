@@ -58,7 +58,7 @@ from fairdistill.models.modality import fit_codec
 from fairdistill.models.networks import parameter_count
 from fairdistill.models.prior import GaussianMixturePrior
 from fairdistill.models.spec import DatasetSpec
-from fairdistill.models.splitting import stratified_split
+from fairdistill.models.splitting import split_table
 from fairdistill.models.student import StudentConfig, distill_student
 from fairdistill.models.teacher import (
     FairVAE,
@@ -67,7 +67,7 @@ from fairdistill.models.teacher import (
     probe_sensitive_auroc,
     train_teacher,
 )
-from fairdistill.tasks.tracking import stage_threads
+from fairdistill.tasks.services.tracking import stage_threads
 
 RESULTS_DIR = BENCHMARKS_DIR / "results"
 RESULTS_JSON = RESULTS_DIR / "fairness.json"
@@ -115,8 +115,7 @@ def prepare_split(frame: pl.DataFrame, spec: DatasetSpec, seed: int, max_rows: i
     """The stage's stratified split and codec; ``max_rows`` subsamples the table first."""
     if max_rows is not None and frame.height > max_rows:
         frame = frame.sample(n=max_rows, seed=seed, shuffle=True)
-    strata = [spec.target.column, *spec.sensitive_columns]
-    train, test = stratified_split(frame, strata, TEST_FRACTION, seed)
+    train, test = split_table(frame, spec, TEST_FRACTION, seed)
     codec = fit_codec(train, spec)
     return Split(train, test, spec, codec, codec.encode(train))
 

@@ -179,10 +179,82 @@ def plain_pipeline(epochs: int | None, student_epochs: int | None, rows: int | N
     """The stages as plain calls, printed as one JSON line (run by :func:`measure_plain`)."""
     clock = Clock()
     with clock.section("imports"):
-        from benchmarks.plain_stages import run_plain_stages
-    run_plain_stages(clock, epochs=epochs, student_epochs=student_epochs, rows=rows)
+        from fairdistill.flows.settings import load_settings
+        from fairdistill.tasks.services.tracking import stage_threads
+    with (
+        tempfile.TemporaryDirectory(prefix="fairdistill-plain-work-") as folder,
+        stage_threads(load_settings().torch_threads),
+    ):
+        run_plain_stages(clock, Path(folder), epochs, student_epochs, rows)
     stage_sum = round(sum(clock.sections[s]["wall_s"] for s in STAGES if s in clock.sections), 3)
     print(json.dumps({"stages": clock.sections, "stage_sum_s": stage_sum}))
+
+
+def run_plain_stages(
+    clock: Clock, work: Path, epochs: int | None, student_epochs: int | None, rows: int | None
+) -> None:
+    """validate … evaluate on Adult with the run defaults: the recipe the tasks wrap
+    (``models/stages.py``) and the files they write, without Prefect or MLflow.
+
+    Each section also computes what its task computes for the record (the latent probe and
+    latent sample of a training stage, the prior's likelihood) so both sides do the same
+    work. Publishing is left out of both sides' stage sums (it is not a model step).
+    """
+    from fairdistill.data import bundled_dataset
+    from fairdistill.models import stages
+    from fairdistill.models.config import RunConfig
+    from fairdistill.models.spec import load_spec
+    from fairdistill.models.tables import read_table
+    from fairdistill.tasks.services.storage import parquet_bytes
+    from fairdistill.tasks.services.training_record import latent_sample
+
+    config = RunConfig(dataset="adult")
+    teacher_settings = config.teacher.model_copy(update={"epochs": epochs or config.teacher.epochs})
+    student_settings = config.student.model_copy(
+        update={"epochs": student_epochs or config.student.epochs}
+    )
+    seed = config.seed
+    with clock.section("validate"):
+        bundled = bundled_dataset("adult")
+        frame = read_table(bundled.data_path)
+        checked = stages.check_table(
+            frame, load_spec(bundled.spec_path), source=str(bundled.data_path)
+        )
+        (work / "input.parquet").write_bytes(parquet_bytes(frame))
+    with clock.section("prepare"):
+        prepared = stages.prepare_tables(frame, checked.spec, config.prepare, seed=seed)
+        codec = prepared.codec
+        (work / "train.parquet").write_bytes(parquet_bytes(prepared.train))
+        (work / "test.parquet").write_bytes(parquet_bytes(prepared.test))
+        (work / "codec.json").write_text(json.dumps(codec.to_dict()))
+    with clock.section("train_teacher"):
+        table = codec.encode(prepared.train)
+        teacher = stages.fit_teacher(codec, table, teacher_settings, seed=seed).model
+        stages.probe_latent(teacher.encoder, table, codec, seed)
+        latent_sample(teacher.encoder, table, codec, seed)
+    with clock.section("distill_student"):
+        table = codec.encode(prepared.train)
+        student = stages.fit_student(teacher, codec, table, student_settings, seed=seed).encoder
+        stages.probe_latent(student, table, codec, seed)
+        latent_sample(student, table, codec, seed)
+    with clock.section("generate"):
+        table = codec.encode(prepared.train)
+        fitted = stages.fit_latent_prior(student, table, codec, config.generate, seed=seed)
+        encoded = stages.sample_rows(
+            teacher,
+            fitted.prior,
+            table.sensitive,
+            codec,
+            config.generate,
+            rows or len(table),
+            seed=seed,
+        )
+        synthetic = codec.decode(encoded.features, encoded.sensitive, encoded.label)
+        (work / "synthetic.parquet").write_bytes(parquet_bytes(synthetic))
+    with clock.section("evaluate"):
+        stages.evaluate_rows(
+            prepared.train, prepared.test, synthetic, checked.spec, config.evaluate, seed=seed
+        )
 
 
 def summarise(pipeline: dict, later: dict, server: dict, plain: dict) -> dict[str, Any]:

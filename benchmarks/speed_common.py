@@ -22,7 +22,7 @@ import polars as pl
 
 from fairdistill.data import bundled_dataset
 from fairdistill.models.spec import DatasetSpec, complete_spec, load_spec
-from fairdistill.models.splitting import stratified_split
+from fairdistill.models.splitting import split_table
 from fairdistill.models.tables import read_table
 
 DEFAULT_OUTPUT_DIR = Path("benchmarks") / "output"
@@ -93,8 +93,7 @@ def adult_split(seed: int = 0, test_fraction: float = 0.2) -> AdultSplit:
     bundled = bundled_dataset("adult")
     frame = read_table(bundled.data_path)
     spec = complete_spec(load_spec(bundled.spec_path), frame, source=str(bundled.data_path))
-    strata = [spec.target.column, *spec.sensitive_columns]
-    train, test = stratified_split(frame, strata, test_fraction, seed)
+    train, test = split_table(frame, spec, test_fraction, seed)
     return AdultSplit(spec=spec, frame=frame, train=train, test=test)
 
 

@@ -16,7 +16,7 @@ import mlflow
 import numpy as np
 
 from fairdistill.flows.settings import load_settings
-from fairdistill.tasks.tracking import ensure_experiment
+from fairdistill.tasks.services.tracking import ensure_experiment
 
 SWEEP_EXPERIMENT = "fairdistill-beta-sweep"
 

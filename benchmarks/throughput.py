@@ -38,7 +38,7 @@ from fairdistill.models.generation import decode_latents, sample_sensitive
 from fairdistill.models.modality import build_teacher, fit_codec
 from fairdistill.models.prior import GaussianMixturePrior
 from fairdistill.models.teacher import FairVAE, TeacherConfig, encode_latents, train_teacher
-from fairdistill.tasks.storage import write_parquet
+from fairdistill.tasks.services.storage import write_parquet
 
 TARGET_SECONDS = 5.0
 SEED = 0

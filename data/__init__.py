@@ -15,8 +15,6 @@ from typing import Any
 
 import yaml
 
-from fairdistill.models.errors import ConfigError
-
 BUNDLED_DATASETS: tuple[str, ...] = ("adult", "german", "coloured-digits")
 
 RUN_DEFAULTS_FILE = "run.yaml"
@@ -33,14 +31,10 @@ class BundledDataset:
 
 def bundled_dataset(name: str) -> BundledDataset:
     """The files of one bundled dataset, by name (``adult``, ``german``, ``coloured-digits``)."""
+    # Names from users are checked where they enter (fairdistill.models.config.resolve_input),
+    # with an error written for them; here an unknown name is a programming error.
     if name not in BUNDLED_DATASETS:
-        raise ConfigError(
-            f"There is no bundled dataset named '{name}' "
-            f"(available: {', '.join(BUNDLED_DATASETS)})",
-            rule="bundled-dataset-exists",
-            hint=f"use one of {', '.join(BUNDLED_DATASETS)}, or pass the path of your own "
-            "parquet or CSV file with its spec",
-        )
+        raise KeyError(f"no bundled dataset '{name}' (available: {', '.join(BUNDLED_DATASETS)})")
     folder = _DATA_DIR / name
     return BundledDataset(
         name=name, data_path=folder / f"{name}.parquet", spec_path=folder / "spec.yaml"

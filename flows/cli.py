@@ -16,8 +16,9 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from fairdistill.flows.settings import load_settings, prepare_environment, redact_uri
+from fairdistill.flows.settings import load_settings, prepare_environment
 from fairdistill.models.errors import FairdistillError
+from fairdistill.tasks.services.uris import redact_uri
 
 app = typer.Typer(
     name="fairdistill",
@@ -208,31 +209,18 @@ def validate(
 ) -> None:
     """Check a table against its spec with the Great Expectations suite, without training."""
     try:
-        from fairdistill.data import bundled_dataset
-        from fairdistill.models.spec import complete_spec, load_spec
+        from fairdistill.models.config import resolve_input
+        from fairdistill.models.spec import load_spec
+        from fairdistill.models.stages import check_table
         from fairdistill.models.tables import read_table
-        from fairdistill.tasks.validation_suite import (
-            raise_for_failures,
-            report_to_markdown,
-            validate_frame,
-        )
+        from fairdistill.models.validation import raise_for_failures, report_to_markdown
 
-        if data is not None:
-            if spec is None:
-                raise FairdistillError(
-                    "--data needs --spec",
-                    rule="data-needs-spec",
-                    hint="write one with 'fairdistill inspect DATA' and edit it",
-                )
-            data_path, spec_path = data, spec
-        else:
-            bundled = bundled_dataset(str(dataset))
-            data_path, spec_path = bundled.data_path, bundled.spec_path
+        source = resolve_input(dataset, data, spec)
+        data_path = source.data_path
         frame = read_table(data_path)
-        completed = complete_spec(load_spec(spec_path), frame, source=str(data_path))
-        report = validate_frame(frame, completed, source=str(data_path))
-        typer.echo(report_to_markdown(report))
-        raise_for_failures(report, str(data_path))
+        checked = check_table(frame, load_spec(source.spec_path), source=str(data_path))
+        typer.echo(report_to_markdown(checked.report))
+        raise_for_failures(checked.report, str(data_path))
     except Exception as error:
         fail(error, debug=debug)
         return
@@ -295,7 +283,7 @@ def report(
 ) -> None:
     """Render a run's HTML report again from what MLflow recorded, e.g. for an audit."""
     try:
-        from fairdistill.tasks.report_data import rerender_report
+        from fairdistill.tasks.services.run_report import rerender_report
 
         path = rerender_report(run, output, load_settings().tracking_uri)
     except Exception as error:
@@ -315,7 +303,7 @@ def verify(
 ) -> None:
     """Re-hash a published dataset and check it against its manifest and MLflow record."""
     try:
-        from fairdistill.tasks.audit import verify as verify_manifest
+        from fairdistill.tasks.services.audit import verify as verify_manifest
 
         result = verify_manifest(manifest, tracking_uri=tracking_uri)
     except Exception as error:
@@ -342,7 +330,7 @@ def reproduce(
     """Rerun the recorded pipeline from the recorded input, config and seed; compare bytes."""
     try:
         from fairdistill.flows.logging_setup import configure_console
-        from fairdistill.tasks.audit import reproduce as reproduce_run
+        from fairdistill.flows.reproduce import reproduce as reproduce_run
 
         configure_console(debug=debug)
         result = reproduce_run(manifest, output=output)
@@ -377,7 +365,7 @@ def promote(
 ) -> None:
     """Move the model's 'champion' alias to a version, recording who, when and why."""
     try:
-        from fairdistill.tasks.registry import promote as promote_version
+        from fairdistill.tasks.services.registry import promote as promote_version
 
         move = promote_version(
             model, version, reason=reason, actor=actor, tracking_uri=load_settings().tracking_uri
@@ -404,7 +392,7 @@ def datasets() -> None:
 @app.command("config-schema")
 def config_schema() -> None:
     """Print the JSON schema of the run configuration (every option and its default)."""
-    from fairdistill.flows.config import RunConfig
+    from fairdistill.models.config import RunConfig
 
     typer.echo(json.dumps(RunConfig.model_json_schema(), indent=2))
 

@@ -27,7 +27,7 @@ from rich.progress import (
 from rich.text import Text
 from rich.theme import Theme
 
-from fairdistill.tasks import progress
+from fairdistill.tasks.services import progress
 
 # Prefect's console has its own theme without rich's progress styles; the display lends them.
 _PROGRESS_THEME = Theme(
@@ -54,7 +54,7 @@ class StageMark(SpinnerColumn):
 
 
 class LiveStages:
-    """A :class:`~fairdistill.tasks.progress.ProgressListener` drawing rich progress rows."""
+    """A progress listener (:mod:`fairdistill.tasks.services.progress`) drawing rich rows."""
 
     def __init__(self, console: Console) -> None:
         self.progress = Progress(

@@ -19,25 +19,26 @@ from prefect import Task, flow, runtime
 from prefect.logging import get_run_logger
 from pydantic import BaseModel, ConfigDict
 
-from fairdistill.flows.config import RunConfig
-from fairdistill.flows.settings import load_settings, redact_uri
+from fairdistill.flows.settings import load_settings
 from fairdistill.flows.task_runner import build_task_runner, gpu_resources
-from fairdistill.tasks import progress
-from fairdistill.tasks.concurrency import ensure_gpu_limit
+from fairdistill.models.config import RunConfig
 from fairdistill.tasks.distill_student import distill_student
 from fairdistill.tasks.evaluate import evaluate
 from fairdistill.tasks.generate import generate
 from fairdistill.tasks.prepare import prepare
 from fairdistill.tasks.publish import PublishedDataset, publish
-from fairdistill.tasks.run_folder import check_output_location
-from fairdistill.tasks.storage import join_uri
-from fairdistill.tasks.tracking import (
+from fairdistill.tasks.services import progress
+from fairdistill.tasks.services.concurrency import ensure_gpu_limit
+from fairdistill.tasks.services.run_folder import check_output_location
+from fairdistill.tasks.services.storage import join_uri
+from fairdistill.tasks.services.tracking import (
     StageContext,
     ensure_experiment,
     flatten,
     log_params,
     record_failure,
 )
+from fairdistill.tasks.services.uris import redact_uri
 from fairdistill.tasks.train_teacher import train_teacher
 from fairdistill.tasks.validate import input_fingerprint, validate
 
@@ -157,14 +158,24 @@ def regenerate_fair_dataset(config: RunConfig) -> RunSummary:
                 checkpoint_root=settings.checkpoint_uri,
                 torch_threads=settings.torch_threads,
                 flow_run_id=str(flow_run_id),
+                reuse_stages=config.reuse_stages,
             )
+            # Each stage is handed the part of the config it reads, and nothing else: that
+            # part, with its inputs' digests, is its cache key.
+            seed, device, source = config.seed, config.device, config.input_files
             stages = StageRunner()
-            validated = stages.run(validate, config, context, input_fingerprint(config))
-            prepared = stages.run(prepare, config, context, validated)
-            teacher = stages.run(train_teacher, config, context, prepared)
-            student = stages.run(distill_student, config, context, prepared, teacher)
-            synthetic = stages.run(generate, config, context, prepared, teacher, student)
-            evaluation = stages.run(evaluate, config, context, prepared, synthetic)
+            validated = stages.run(
+                validate, source, config.rows_to_sample, context, input_fingerprint(source)
+            )
+            prepared = stages.run(prepare, config.prepare, seed, context, validated)
+            teacher = stages.run(train_teacher, config.teacher, seed, device, context, prepared)
+            student = stages.run(
+                distill_student, config.student, seed, device, context, prepared, teacher
+            )
+            synthetic = stages.run(
+                generate, config.generate, seed, context, prepared, teacher, student
+            )
+            evaluation = stages.run(evaluate, config.evaluate, seed, context, prepared, synthetic)
             mlflow.set_tag("fairdistill.reused_stages", ",".join(stages.reused) or "none")
             with stages.timed("publish"):
                 published = publish(

@@ -9,10 +9,8 @@ run and the published datasets.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fairdistill.models.errors import ConfigError
 
@@ -31,9 +29,6 @@ DEFAULT_STAGE_THREADS = 1
 
 # Inside the work root; a run name cannot start with a dot, so no run folder collides.
 CHECKPOINT_FOLDER = ".checkpoints"
-REDACTED = "***"
-# Query parameters that carry credentials in database and object-store URIs.
-_SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret|token|sig|key|credential|auth", re.IGNORECASE)
 DEFAULT_HOME = ".fairdistill"
 
 # Offline and quiet by default: audited runs must not phone home. A user's own
@@ -131,26 +126,3 @@ def prepare_environment(settings: Settings) -> None:
         os.environ.setdefault(name, value)
     os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
     settings.home.mkdir(parents=True, exist_ok=True)
-
-
-def redact_uri(uri: str) -> str:
-    """``uri`` without credentials, for logs, manifests and summaries.
-
-    Tracking and storage URIs may embed a user and password (``postgresql://u:p@host/db``)
-    or a token in the query (``?password=…``, ``?sig=…``); records that outlive the run
-    must not hold them.
-    """
-    parts = urlsplit(uri)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(key, REDACTED if _SECRET_QUERY_KEY.search(key) else value) for key, value in pairs],
-            safe="*/:",
-        )
-    if (netloc, query) == (parts.netloc, parts.query):
-        return uri
-    return urlunsplit(parts._replace(netloc=netloc, query=query))

@@ -6,7 +6,22 @@ import numpy as np
 import polars as pl
 
 from fairdistill.models.errors import DataValidationError
-from fairdistill.models.spec import SPLIT_TEST, SPLIT_TRAIN
+from fairdistill.models.spec import SPLIT_TEST, SPLIT_TRAIN, DatasetSpec
+
+
+def split_table(
+    frame: pl.DataFrame, spec: DatasetSpec, test_fraction: float, seed: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The run's train and test parts: the data's own split when the spec names a split
+    column, else a seeded split stratified on the label and every sensitive attribute."""
+    if spec.split_column:
+        return declared_split(frame, spec.split_column)
+    return stratified_split(frame, split_strata(spec), test_fraction, seed)
+
+
+def split_strata(spec: DatasetSpec) -> list[str]:
+    """The columns whose combinations keep their shares on both sides of the split."""
+    return [spec.target.column, *spec.sensitive_columns]
 
 
 def stratified_split(

@@ -4,65 +4,68 @@ from __future__ import annotations
 
 from prefect import task
 
-from fairdistill.flows.config import RunConfig
 from fairdistill.models.networks import parameter_count
-from fairdistill.models.student import distill_student as fit_student
-from fairdistill.models.teacher import FairVAE
+from fairdistill.models.stages import TrainingHooks, fit_student
+from fairdistill.models.student import StudentConfig
 from fairdistill.models.training import resolve_device
-from fairdistill.tasks.caching import STAGE_CACHE
-from fairdistill.tasks.model_store import (
-    EpochCheckpoint,
-    load_module,
-    log_encoder,
-    save_module,
-)
-from fairdistill.tasks.policy import TRANSIENT_RETRIES
-from fairdistill.tasks.prepare import PreparedData
-from fairdistill.tasks.tracking import StageContext, flatten, log_metrics, log_params, stage_run
-from fairdistill.tasks.train_teacher import (
+from fairdistill.tasks.services.caching import STAGE_CACHE
+from fairdistill.tasks.services.model_store import EpochCheckpoint, log_encoder, save_module
+from fairdistill.tasks.services.retries import TRANSIENT_RETRIES
+from fairdistill.tasks.services.stage_outputs import (
+    PreparedData,
     TrainedModel,
-    epoch_logger,
+    load_teacher,
     load_training_table,
+)
+from fairdistill.tasks.services.tracking import (
+    StageContext,
+    flatten,
+    log_metrics,
+    log_params,
+    stage_run,
+)
+from fairdistill.tasks.services.training_record import (
+    epoch_logger,
     log_latent_fairness,
+    record_training,
     serving_example,
 )
-from fairdistill.tasks.training_record import record_training
-
-
-def load_teacher(teacher: TrainedModel, device: str = "cpu") -> FairVAE:
-    model = load_module(teacher.weights, device)
-    assert isinstance(model, FairVAE), f"{teacher.weights.uri} does not hold a teacher"
-    return model
 
 
 @task(name="distill_student", tags=["gpu"], **STAGE_CACHE, **TRANSIENT_RETRIES)
 def distill_student(
-    config: RunConfig, context: StageContext, prepared: PreparedData, teacher: TrainedModel
+    settings: StudentConfig,
+    seed: int,
+    device: str,
+    context: StageContext,
+    prepared: PreparedData,
+    teacher: TrainedModel,
 ) -> TrainedModel:
     with stage_run(context, "distill_student"):
         codec, table = load_training_table(prepared)
-        device = resolve_device(config.device)
-        log_params({**flatten("student", config.student), "device": str(device)})
-        teacher_model = load_teacher(teacher, str(device))
+        placed = resolve_device(device)
+        log_params({**flatten("student", settings), "device": str(placed)})
+        teacher_model = load_teacher(teacher, str(placed))
         checkpoint = EpochCheckpoint.for_stage(
-            context, "distill_student", config, prepared, teacher
+            context, "distill_student", settings, seed, device, prepared, teacher
         )
-        student, history = fit_student(
+        fitted = fit_student(
             teacher_model,
+            codec,
             table,
-            codec.blocks,
-            codec.sensitive_level_counts,
-            config.student,
-            seed=config.seed,
-            device=str(device),
-            on_epoch=epoch_logger("distill_student", config.student.epochs),
-            on_checkpoint=checkpoint.save,
-            start_state=checkpoint.resume(),
+            settings,
+            seed=seed,
+            device=str(placed),
+            hooks=TrainingHooks(
+                on_epoch=epoch_logger("distill_student", settings.epochs),
+                on_checkpoint=checkpoint.save,
+                start_state=checkpoint.resume(),
+            ),
         )
         checkpoint.clear()
-        student = student.to("cpu")
-        log_latent_fairness(student, table, codec, config.seed)
-        record_training(context, "student", student, table, codec, config.seed, history)
+        student = fitted.encoder
+        log_latent_fairness(student, table, codec, seed)
+        record_training(context, "student", student, table, codec, seed, fitted.history)
         parameters = parameter_count(student)
         log_metrics(
             {

@@ -5,53 +5,43 @@ from __future__ import annotations
 import mlflow
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
-from pydantic import BaseModel, ConfigDict
 
-from fairdistill.flows.config import RunConfig
-from fairdistill.models.evaluation import evaluate_synthetic
-from fairdistill.models.evaluation.image import evaluate_images
-from fairdistill.tasks.caching import STAGE_CACHE
-from fairdistill.tasks.generate import SyntheticData
-from fairdistill.tasks.policy import TRANSIENT_RETRIES
-from fairdistill.tasks.prepare import PreparedData, read_spec
-from fairdistill.tasks.report import headline_metrics, render_evaluation_markdown
-from fairdistill.tasks.storage import Ref, read_parquet, write_json, write_text
-from fairdistill.tasks.tracking import StageContext, log_metrics, stage_run
-
-
-class EvaluationOutcome(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    metrics: dict[str, float]
-    headline: dict[str, float]
-    results: Ref
-    report: Ref
+from fairdistill.models.config import EvaluateConfig
+from fairdistill.models.reporting.markdown import (
+    headline_metrics,
+    render_evaluation_markdown,
+)
+from fairdistill.models.stages import evaluate_rows
+from fairdistill.tasks.services.caching import STAGE_CACHE
+from fairdistill.tasks.services.retries import TRANSIENT_RETRIES
+from fairdistill.tasks.services.stage_outputs import (
+    EvaluationOutcome,
+    PreparedData,
+    SyntheticData,
+    read_spec,
+)
+from fairdistill.tasks.services.storage import read_parquet, write_json, write_text
+from fairdistill.tasks.services.tracking import StageContext, log_metrics, stage_run
 
 
 @task(name="evaluate", **STAGE_CACHE, **TRANSIENT_RETRIES)
 def evaluate(
-    config: RunConfig, context: StageContext, prepared: PreparedData, synthetic: SyntheticData
+    settings: EvaluateConfig,
+    seed: int,
+    context: StageContext,
+    prepared: PreparedData,
+    synthetic: SyntheticData,
 ) -> EvaluationOutcome:
     with stage_run(context, "evaluate"):
         spec = read_spec(prepared.spec)
-        frames = (
+        result = evaluate_rows(
             read_parquet(prepared.train),
             read_parquet(prepared.test),
             read_parquet(synthetic.table),
+            spec,
+            settings,
+            seed=seed,
         )
-        if spec.modality == "image":
-            # Image classifiers of their own: the tabular families do not apply to pixels.
-            result = evaluate_images(
-                *frames, spec, seed=config.seed, max_rows=config.evaluate.max_rows
-            )
-        else:
-            result = evaluate_synthetic(
-                *frames,
-                spec,
-                seed=config.seed,
-                families=config.evaluate.families,
-                max_rows=config.evaluate.max_rows,
-            )
         log_metrics(result.metrics)
         payload = {"metrics": result.metrics, "tables": result.tables}
         mlflow.log_dict(payload, "evaluation.json")

@@ -7,50 +7,29 @@ own split is kept (a dataset may be built with a test set unlike its training se
 from __future__ import annotations
 
 import mlflow
-import yaml
 from prefect import task
-from pydantic import BaseModel, ConfigDict
 
-from fairdistill.flows.config import RunConfig
-from fairdistill.models.modality import fit_codec
-from fairdistill.models.spec import DatasetSpec, parse_spec
-from fairdistill.models.splitting import declared_split, stratified_split
-from fairdistill.tasks.caching import STAGE_CACHE
-from fairdistill.tasks.policy import TRANSIENT_RETRIES
-from fairdistill.tasks.storage import Ref, read_bytes, read_parquet, write_json, write_parquet
-from fairdistill.tasks.tracking import StageContext, log_metrics, log_params, stage_run
-from fairdistill.tasks.validate import ValidatedInput
-
-
-class PreparedData(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    train: Ref
-    test: Ref
-    codec: Ref
-    spec: Ref
-    train_rows: int
-    test_rows: int
-
-
-def read_spec(ref: Ref) -> DatasetSpec:
-    return parse_spec(yaml.safe_load(read_bytes(ref)), source=ref.uri)
+from fairdistill.models.config import PrepareConfig
+from fairdistill.models.stages import prepare_tables
+from fairdistill.tasks.services.caching import STAGE_CACHE
+from fairdistill.tasks.services.retries import TRANSIENT_RETRIES
+from fairdistill.tasks.services.stage_outputs import PreparedData, ValidatedInput, read_spec
+from fairdistill.tasks.services.storage import read_parquet, write_json, write_parquet
+from fairdistill.tasks.services.tracking import StageContext, log_metrics, log_params, stage_run
 
 
 @task(name="prepare", **STAGE_CACHE, **TRANSIENT_RETRIES)
-def prepare(config: RunConfig, context: StageContext, validated: ValidatedInput) -> PreparedData:
+def prepare(
+    settings: PrepareConfig, seed: int, context: StageContext, validated: ValidatedInput
+) -> PreparedData:
     with stage_run(context, "prepare"):
         spec = read_spec(validated.spec)
-        frame = read_parquet(validated.table)
+        prepared = prepare_tables(read_parquet(validated.table), spec, settings, seed=seed)
         if spec.split_column:
-            train, test = declared_split(frame, spec.split_column)
-            log_params({"split_column": spec.split_column, "seed": config.seed})
+            log_params({"split_column": spec.split_column, "seed": seed})
         else:
-            strata = [spec.target.column, *spec.sensitive_columns]
-            fraction = config.prepare.test_fraction
-            train, test = stratified_split(frame, strata, fraction, config.seed)
-            log_params({"test_fraction": fraction, "seed": config.seed})
-        codec = fit_codec(train, spec)
+            log_params({"test_fraction": settings.test_fraction, "seed": seed})
+        train, test, codec = prepared.train, prepared.test, prepared.codec
         log_metrics(
             {"train_rows": train.height, "test_rows": test.height, "encoded_dim": codec.feature_dim}
         )

@@ -1,6 +1,6 @@
 """publish: check the gates, then write the dataset and its manifest atomically.
 
-The run folder is written atomically (see :mod:`fairdistill.tasks.run_folder`): a reader,
+The run folder is written atomically (see :mod:`fairdistill.tasks.services.run_folder`): a reader,
 or a crash at any moment, sees either the whole published run or nothing.
 """
 
@@ -18,27 +18,30 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from pydantic import BaseModel, ConfigDict
 
-from fairdistill.flows.config import RunConfig
-from fairdistill.flows.settings import redact_uri
+from fairdistill.models.config import RunConfig
 from fairdistill.models.errors import QualityGateError
 from fairdistill.models.gates import GateDecision, evaluate_gates
-from fairdistill.tasks.evaluate import EvaluationOutcome
-from fairdistill.tasks.generate import SyntheticData
-from fairdistill.tasks.model_card import render_model_card
-from fairdistill.tasks.prepare import PreparedData, read_spec
-from fairdistill.tasks.provenance import (
+from fairdistill.models.reporting.model_card import render_model_card
+from fairdistill.tasks.services.provenance import (
     code_version,
     lock_digest,
     package_versions,
     run_started_at,
 )
-from fairdistill.tasks.registry import RegisteredVersion, register_candidate
-from fairdistill.tasks.report_data import REPORT_HTML_FILE, RunInputs, log_run_report
-from fairdistill.tasks.run_folder import write_run_folder
-from fairdistill.tasks.storage import read_bytes, read_json, sha256_bytes, write_bytes
-from fairdistill.tasks.tracking import StageContext, log_metrics, stage_run
-from fairdistill.tasks.train_teacher import TrainedModel
-from fairdistill.tasks.validate import ValidatedInput
+from fairdistill.tasks.services.registry import RegisteredVersion, register_candidate
+from fairdistill.tasks.services.run_folder import write_run_folder
+from fairdistill.tasks.services.run_report import REPORT_HTML_FILE, RunInputs, log_run_report
+from fairdistill.tasks.services.stage_outputs import (
+    EvaluationOutcome,
+    PreparedData,
+    SyntheticData,
+    TrainedModel,
+    ValidatedInput,
+    read_spec,
+)
+from fairdistill.tasks.services.storage import read_bytes, read_json, sha256_bytes, write_bytes
+from fairdistill.tasks.services.tracking import StageContext, log_metrics, stage_run
+from fairdistill.tasks.services.uris import redact_uri
 
 DATA_FILE = "synthetic.parquet"
 MANIFEST_FILE = "manifest.json"

@@ -20,6 +20,8 @@ for _name, _value in {
     "GX_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     "PREFECT_LOGGING_LEVEL": "WARNING",
+    # Stage tasks run on their own in tests, outside a flow run: their logs stay local.
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
     "GIT_PYTHON_REFRESH": "quiet",
 }.items():
     os.environ[_name] = _value
@@ -81,8 +83,8 @@ def sample_input(tmp_path_factory: pytest.TempPathFactory, adult_sample: pl.Data
 @pytest.fixture(scope="session")
 def finished_run(sample_input: dict, tmp_path_factory: pytest.TempPathFactory):
     """One real flow run (Prefect engine, MLflow SQLite store) shared by the slow tests."""
-    from fairdistill.flows.config import RunConfig
     from fairdistill.flows.regenerate import regenerate_fair_dataset
+    from fairdistill.models.config import RunConfig
 
     output = tmp_path_factory.mktemp("published")
     loose_gates = {"min_utility_ratio": None, "max_exact_copy_rate": None}

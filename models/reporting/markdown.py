@@ -1,8 +1,184 @@
-"""The report's headline numbers as Markdown, for the Prefect artifact and ``report.md``."""
+"""The run's Markdown: the evaluation report, the gate verdict and the headline numbers,
+for ``report.md``, the Prefect artifacts and the MLflow run."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from fairdistill.models.evaluation.fairness import grouping_names
+from fairdistill.models.gates import GateDecision, gated_family
+from fairdistill.models.reporting.content import FIDELITY_SUMMARY, PRIVACY_SUMMARY, PROTOCOLS
 from fairdistill.models.reporting.data import ReportData
+from fairdistill.models.spec import DatasetSpec
+
+FLIP_METRICS = ("flipped_accuracy", "flip_rate")
+PROTOCOL_MEANING = {
+    "trtr": "train real, test real (reference)",
+    "tstr": "train synthetic, test real",
+    "tsts": "train synthetic, test synthetic",
+}
+
+
+def _value(metrics: dict[str, float], key: str) -> str:
+    value = metrics.get(key, math.nan)
+    return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def headline_metrics(metrics: dict[str, float], spec: DatasetSpec) -> dict[str, float]:
+    """The few numbers printed at the end of a run and shown first in the report."""
+    first = grouping_names(spec)[0]
+    family = gated_family(metrics)
+    keys = [
+        f"trtr.{family}.auroc",
+        f"tstr.{family}.auroc",
+        f"trtr.{family}.{first}.demographic_parity_ratio",
+        f"tstr.{family}.{first}.demographic_parity_ratio",
+        f"tstr.{family}.{first}.equalized_odds_ratio",
+        "fidelity.alpha_precision",
+        "fidelity.coverage",
+        "privacy.exact_copy_rate",
+    ]
+    return {key: metrics[key] for key in keys if key in metrics}
+
+
+def _families(metrics: dict[str, float]) -> list[str]:
+    return sorted({key.split(".")[1] for key in metrics if key.startswith("trtr.")})
+
+
+def utility_section(metrics: dict[str, float]) -> list[str]:
+    rows = [
+        [family, f"{protocol} ({PROTOCOL_MEANING[protocol]})"]
+        + [_value(metrics, f"{protocol}.{family}.{name}") for name in ("auroc", "f1", "accuracy")]
+        for family in _families(metrics)
+        for protocol in PROTOCOLS
+    ]
+    return [
+        "## Utility",
+        "",
+        *_table(["classifier", "protocol", "AUROC", "F1", "accuracy"], rows),
+        "",
+    ]
+
+
+def fairness_section(metrics: dict[str, float], spec: DatasetSpec) -> list[str]:
+    names = ("demographic_parity_ratio", "equalized_odds_ratio")
+    family = gated_family(metrics)
+    rows = []
+    for grouping in grouping_names(spec):
+        for protocol in PROTOCOLS:
+            rows.append(
+                [grouping, protocol]
+                + [_value(metrics, f"{protocol}.{family}.{grouping}.{n}") for n in names[:2]]
+            )
+    parity = [
+        [
+            grouping,
+            _value(metrics, f"real.label_parity.{grouping}"),
+            _value(metrics, f"label_parity.{grouping}"),
+        ]
+        for grouping in grouping_names(spec)
+    ]
+    return [
+        f"## Fairness ({family.replace('_', ' ')}; privileged group vs the rest)",
+        "",
+        *_table(
+            ["attribute", "protocol", "demographic parity ratio", "equalized odds ratio"], rows
+        ),
+        "",
+        "Positive-label rate ratio between groups in the data itself:",
+        "",
+        *_table(["attribute", "real training data", "synthetic data"], parity),
+        "",
+        f"Positive rate: real {_value(metrics, 'real.positive_rate')}, synthetic "
+        f"{_value(metrics, 'synthetic.positive_rate')}.",
+        "",
+    ]
+
+
+def reliance_section(metrics: dict[str, float], spec: DatasetSpec) -> list[str]:
+    """How much classifiers rely on what the image shows of a sensitive attribute (images)."""
+    rows = [
+        [family, attribute, protocol]
+        + [_value(metrics, f"{protocol}.{family}.{attribute}.{n}") for n in FLIP_METRICS]
+        for family in _families(metrics)
+        for attribute in spec.sensitive_columns
+        for protocol in ("trtr", "tstr")
+        if f"{protocol}.{family}.{attribute}.flip_rate" in metrics
+    ]
+    if not rows:
+        return []
+    return [
+        "## Reliance on the sensitive attribute",
+        "",
+        "Each real test image re-tinted as the other group: accuracy on those images, and the "
+        "share of predictions the flip changes (0: the classifier ignores it).",
+        "",
+        *_table(["classifier", "attribute", "protocol", "flipped accuracy", "flip rate"], rows),
+        "",
+    ]
+
+
+def fidelity_privacy_section(metrics: dict[str, float]) -> list[str]:
+    fidelity, privacy = FIDELITY_SUMMARY, PRIVACY_SUMMARY
+    return [
+        "## Fidelity",
+        "",
+        *_table(["metric", "value"], [[n, _value(metrics, f"fidelity.{n}")] for n in fidelity]),
+        "",
+        "## Privacy",
+        "",
+        *_table(["metric", "value"], [[n, _value(metrics, f"privacy.{n}")] for n in privacy]),
+        "",
+    ]
+
+
+def render_evaluation_markdown(
+    metrics: dict[str, float], tables: dict[str, Any], spec: DatasetSpec
+) -> str:
+    del tables  # the plots and per-group detail of the HTML report use them
+    lines = [
+        f"# Evaluation of synthetic {spec.name}",
+        "",
+        "Classifiers are scored on the real held-out test set, which no model saw.",
+        "",
+        *utility_section(metrics),
+        *fairness_section(metrics, spec),
+        *reliance_section(metrics, spec),
+        *fidelity_privacy_section(metrics),
+    ]
+    return "\n".join(lines)
+
+
+def render_gate_markdown(decisions: list[GateDecision]) -> str:
+    if not decisions:
+        return "## Verdict\n\nNo quality gate is configured.\n"
+    verdict = "PASSED" if all(d.passed for d in decisions) else "FAILED"
+    rows = [
+        [
+            d.gate,
+            d.metric,
+            f"{d.comparison} {d.threshold:.3f}",
+            f"{d.value:.4f}",
+            "pass" if d.passed else f"FAIL (by {abs(d.margin):.4f})",
+        ]
+        for d in decisions
+    ]
+    return "\n".join(
+        [
+            f"## Verdict: quality gates {verdict}",
+            "",
+            *_table(["gate", "metric", "threshold", "value", "decision"], rows),
+            "",
+        ]
+    )
 
 
 def _number(value: float) -> str:

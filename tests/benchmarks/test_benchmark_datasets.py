@@ -12,7 +12,7 @@ import pytest
 
 from fairdistill.data import bundled_dataset
 from fairdistill.models.spec import load_spec
-from fairdistill.tasks.validation_suite import report_to_markdown, validate_frame
+from fairdistill.models.validation import report_to_markdown, validate_frame
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

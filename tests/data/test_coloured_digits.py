@@ -10,10 +10,10 @@ import pytest
 
 from fairdistill.data import bundled_dataset, bundled_run_defaults
 from fairdistill.data.build_coloured_digits import NAME, TINTS, build_coloured_digits, publish
-from fairdistill.flows.config import RunConfig
+from fairdistill.models.config import RunConfig
 from fairdistill.models.spec import load_spec
 from fairdistill.models.tables import file_sha256, read_table
-from fairdistill.tasks.validation_suite import validate_frame
+from fairdistill.models.validation import validate_frame
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from prefect.client.schemas.responses import DeploymentResponse
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.utilities.importtools import import_object
 
-from fairdistill.flows.config import RunConfig
+from fairdistill.models.config import RunConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PREFECT_FILE = REPO_ROOT / "deployments" / "prefect.yaml"

@@ -20,7 +20,7 @@ import pytest
 from cli_runs import inconsistencies, run_command, write_german_input
 
 from fairdistill.flows.settings import load_settings
-from fairdistill.tasks.run_folder import STALE_STAGING_SECONDS, remove_stale_staging
+from fairdistill.tasks.services.run_folder import STALE_STAGING_SECONDS, remove_stale_staging
 
 pytestmark = pytest.mark.slow
 

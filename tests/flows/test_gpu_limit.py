@@ -12,7 +12,7 @@ from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from fairdistill.tasks.concurrency import GPU_TAG, ensure_gpu_limit, ensure_tag_limit
+from fairdistill.tasks.services.concurrency import GPU_TAG, ensure_gpu_limit, ensure_tag_limit
 
 
 @pytest.fixture

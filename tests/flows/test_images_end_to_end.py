@@ -13,10 +13,10 @@ import torch
 import yaml
 
 from fairdistill.data import bundled_dataset
-from fairdistill.flows.config import RunConfig
 from fairdistill.flows.regenerate import regenerate_fair_dataset
 from fairdistill.flows.settings import load_settings
-from fairdistill.tasks.image_samples import SAMPLES_FOLDER
+from fairdistill.models.config import RunConfig
+from fairdistill.tasks.services.sample_grids import SAMPLES_FOLDER
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.theme import Theme
 
 from fairdistill.flows.live_progress import live_stages, live_stages_if_interactive
-from fairdistill.tasks import progress
+from fairdistill.tasks.services import progress
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

@@ -9,10 +9,10 @@ import mlflow
 import polars as pl
 import pytest
 
-from fairdistill.flows.config import RunConfig
 from fairdistill.flows.settings import load_settings
+from fairdistill.models.config import RunConfig
 from fairdistill.models.errors import QualityGateError
-from fairdistill.tasks.storage import sha256_bytes
+from fairdistill.tasks.services.storage import sha256_bytes
 
 STAGES = {
     "validate",
@@ -133,6 +133,34 @@ def test_a_missed_gate_publishes_nothing_and_fails_the_run(
     # publish came from Prefect's cache instead of running again.
     reused = set(failed[0].data.tags["fairdistill.reused_stages"].split(","))
     assert reused == STAGES - {"publish"}
+
+
+def test_a_new_fairness_weight_reuses_the_validated_input_and_the_split(
+    finished_run, sample_input: dict, tmp_path: Path
+) -> None:
+    """Each stage's cache key covers only the config it reads: β reaches the teacher and the
+    stages after it, never validate or prepare."""
+    from fairdistill.flows.regenerate import regenerate_fair_dataset
+
+    config = RunConfig.model_validate(
+        {
+            **sample_input,
+            "teacher": {"epochs": 3, "beta": 1.0},
+            "student": {"epochs": 3},
+            "output": str(tmp_path),
+            "run_name": "other-beta",
+            "gates": {"min_demographic_parity_ratio": 1.0},
+        }
+    )
+    with pytest.raises(QualityGateError):
+        regenerate_fair_dataset(config)
+    mlflow.set_tracking_uri(load_settings().tracking_uri)
+    (run,) = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string="tags.`fairdistill.run_name` = 'other-beta'",
+        output_format="list",
+    )
+    assert set(run.data.tags["fairdistill.reused_stages"].split(",")) == {"validate", "prepare"}
 
 
 def test_the_input_is_logged_as_an_mlflow_dataset_with_schema_and_size(finished_run) -> None:

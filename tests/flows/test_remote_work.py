@@ -20,11 +20,11 @@ from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from fairdistill.flows.config import RunConfig
 from fairdistill.flows.regenerate import RunSummary, regenerate_fair_dataset
 from fairdistill.flows.settings import load_settings
-from fairdistill.tasks.concurrency import GPU_TAG
-from fairdistill.tasks.storage import sha256_bytes
+from fairdistill.models.config import RunConfig
+from fairdistill.tasks.services.concurrency import GPU_TAG
+from fairdistill.tasks.services.storage import sha256_bytes
 
 pytestmark = pytest.mark.slow
 

@@ -30,8 +30,8 @@ from websockets.sync.client import connect
 
 from fairdistill.data import bundled_dataset
 from fairdistill.flows.cli import app
-from fairdistill.flows.config import RunConfig
 from fairdistill.flows.settings import load_settings
+from fairdistill.models.config import RunConfig
 from fairdistill.models.errors import QualityGateError
 from fairdistill.models.reporting import ReportData
 

@@ -10,15 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from fairdistill.flows.config import RunConfig
-from fairdistill.flows.settings import redact_uri
+from fairdistill.models.config import RunConfig
 from fairdistill.models.errors import CheckpointError, DataReadError
 from fairdistill.models.networks import MLPEncoder
 from fairdistill.models.tables import read_table
-from fairdistill.tasks.model_store import load_module, save_module
-from fairdistill.tasks.storage import Ref
-from fairdistill.tasks.tracking import StageContext
-from fairdistill.tasks.validate import resolve_input
+from fairdistill.tasks.services.model_store import load_module, save_module
+from fairdistill.tasks.services.storage import Ref
+from fairdistill.tasks.services.tracking import StageContext
+from fairdistill.tasks.services.uris import redact_uri
 
 
 @pytest.fixture
@@ -96,7 +95,7 @@ def test_uris_are_recorded_without_credentials(uri: str, shown: str) -> None:
 def test_input_paths_are_resolved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     config = RunConfig(data="data/../loans.csv", spec="./spec.yaml")
-    data, spec = resolve_input(config)
+    data, spec = config.input_files.data_path, config.input_files.spec_path
     assert data == tmp_path.resolve() / "loans.csv" and spec == tmp_path.resolve() / "spec.yaml"
 
 

@@ -44,9 +44,9 @@ from prefect.exceptions import ObjectNotFound  # noqa: E402
 
 from fairdistill.data import bundled_dataset  # noqa: E402
 from fairdistill.flows.task_runner import GPU_RESOURCE  # noqa: E402
-from fairdistill.tasks.concurrency import GPU_TAG  # noqa: E402
-from fairdistill.tasks.registry import APPROVALS_FILE, CANDIDATE, read_audit_log  # noqa: E402
-from fairdistill.tasks.storage import sha256_bytes  # noqa: E402
+from fairdistill.tasks.services.concurrency import GPU_TAG  # noqa: E402
+from fairdistill.tasks.services.registry import APPROVALS_FILE, CANDIDATE, read_audit_log  # noqa: E402
+from fairdistill.tasks.services.storage import sha256_bytes  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -1,71 +1,38 @@
-"""The generate stage's sampling step: row count, sensitive mix, determinism, decodable rows."""
+"""The generate stage: the asked rows, decodable like the input, from a stored prior; and
+transform mode, one row per training row and no prior."""
 
 from __future__ import annotations
 
-import numpy as np
-import polars as pl
 import pytest
-import torch
 
-from fairdistill.data import bundled_dataset
-from fairdistill.flows.config import RunConfig
-from fairdistill.models.codec import TabularCodec
-from fairdistill.models.prior import GaussianMixturePrior
-from fairdistill.models.spec import complete_spec, load_spec
-from fairdistill.models.teacher import FairVAE, TeacherConfig
-from fairdistill.tasks.generate import sample_rows
+from fairdistill.models.config import GenerateConfig
+from fairdistill.tasks.generate import generate
+from fairdistill.tasks.services.model_store import load_arrays_from
+from fairdistill.tasks.services.storage import read_parquet
 
-LATENT_DIM = 4
+# Real task runs on the Prefect and MLflow of the test session (tests/tasks/conftest.py).
+pytestmark = pytest.mark.slow
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+def test_sampled_rows_come_from_a_stored_prior(validated, synthetic, stage_child_run) -> None:
+    frame = read_parquet(synthetic.table)
+    assert frame.height == synthetic.rows == 300
+    assert set(frame.columns) == set(read_parquet(validated.table).columns)
+    assert synthetic.prior is not None
+    arrays, metadata = load_arrays_from(synthetic.prior)
+    assert metadata == {"kind": "prior"} and arrays
+    run = stage_child_run("generate")
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["rows"] == 300
+    assert 0.0 < run.data.metrics["synthetic_positive_rate"] < 1.0
 
 
-@pytest.fixture(scope="module")
-def codec(adult_sample: pl.DataFrame) -> TabularCodec:
-    bundled = bundled_dataset("adult")
-    spec = complete_spec(load_spec(bundled.spec_path), adult_sample)
-    return TabularCodec.fit(adult_sample, spec)
-
-
-@pytest.fixture(scope="module")
-def teacher(codec: TabularCodec) -> FairVAE:
-    torch.manual_seed(0)
-    config = TeacherConfig(hidden=(16,), latent_dim=LATENT_DIM)
-    return FairVAE.build(codec.blocks, codec.sensitive_level_counts, config)
-
-
-def _prior() -> GaussianMixturePrior:
-    codes = np.random.default_rng(0).normal(size=(300, LATENT_DIM))
-    return GaussianMixturePrior.fit(codes, 3, seed=0)
-
-
-def test_sampled_rows_have_the_asked_count_and_mix_and_repeat_for_a_seed(
-    codec: TabularCodec, teacher: FairVAE, adult_sample: pl.DataFrame
+def test_transform_mode_gives_one_row_per_training_row(
+    stage_context, prepared, trained_teacher, trained_student
 ) -> None:
-    real_sensitive = codec.encode(adult_sample).sensitive
-    config = RunConfig(dataset="adult", generate={"rows": 501, "sensitive_mix": "balanced"})
-    first = sample_rows(config, teacher, _prior(), real_sensitive, codec, 501)
-    again = sample_rows(config, teacher, _prior(), real_sensitive, codec, 501)
-    assert first.features.shape == (501, codec.feature_dim)
-    np.testing.assert_array_equal(first.features, again.features)
-    np.testing.assert_array_equal(first.label, again.label)
-    # Adult's one sensitive attribute has two levels: balanced means 251 and 250.
-    _, counts = np.unique(first.sensitive, axis=0, return_counts=True)
-    assert sorted(counts.tolist()) == [250, 251]
-    frame = codec.decode(first.features, first.sensitive, first.label)
-    assert frame.height == 501
-    assert set(frame.columns) == set(adult_sample.columns)
-
-
-def test_another_seed_gives_other_rows(
-    codec: TabularCodec, teacher: FairVAE, adult_sample: pl.DataFrame
-) -> None:
-    real_sensitive = codec.encode(adult_sample).sensitive
-    rows = [
-        sample_rows(
-            RunConfig(dataset="adult", seed=seed), teacher, _prior(), real_sensitive, codec, 200
-        )
-        for seed in (0, 1)
-    ]
-    assert not np.array_equal(rows[0].features, rows[1].features)
+    # A work folder of its own: the chain's synthetic.parquet stays the sampled one.
+    context = stage_context.model_copy(update={"work_uri": f"{stage_context.work_uri}-transform"})
+    settings = GenerateConfig(mode="transform")
+    transformed = generate(settings, 0, context, prepared, trained_teacher, trained_student)
+    assert transformed.prior is None
+    assert transformed.rows == prepared.train_rows

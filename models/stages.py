@@ -1,0 +1,246 @@
+"""The pipeline's recipe as plain functions: typed values in, typed values out.
+
+Each Prefect task in ``tasks/`` wraps one of these with storage and tracking (reading its
+inputs from references, logging what it computed, writing what it hands on); the
+benchmarks call the same functions without either. Nothing here orchestrates, tracks or
+stores: a stage's logic is tested with a frame and an assertion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+from torch import Tensor, nn
+
+from fairdistill.models.blocks import EncodedTable
+from fairdistill.models.config import EvaluateConfig, GenerateConfig, PrepareConfig
+from fairdistill.models.evaluation import EvaluationResult, evaluate_synthetic
+from fairdistill.models.evaluation.image import evaluate_images
+from fairdistill.models.generation import sample_from_prior, transform_rows
+from fairdistill.models.modality import Codec, build_teacher, fit_codec
+from fairdistill.models.prior import GaussianMixturePrior
+from fairdistill.models.spec import DatasetSpec, complete_spec
+from fairdistill.models.splitting import split_table
+from fairdistill.models.student import StudentConfig, distill_student
+from fairdistill.models.teacher import (
+    FairVAE,
+    TeacherConfig,
+    encode_latents,
+    probe_sensitive_auroc,
+    train_teacher,
+)
+from fairdistill.models.training import CheckpointCallback, EpochCallback
+from fairdistill.models.validation import ValidationReport, validate_frame
+
+# ------------------------------------------------------------------------------ validate
+
+
+@dataclass(frozen=True)
+class CheckedTable:
+    """The input's spec completed from the data, and what the validation suite found."""
+
+    spec: DatasetSpec
+    report: ValidationReport
+
+
+def check_table(frame: pl.DataFrame, spec: DatasetSpec, *, source: str) -> CheckedTable:
+    """Complete ``spec`` from ``frame`` and run the validation suite on it (never raises
+    for a failed check: the caller records the report first, then refuses the data)."""
+    completed = complete_spec(spec, frame, source=source)
+    return CheckedTable(spec=completed, report=validate_frame(frame, completed, source=source))
+
+
+# ------------------------------------------------------------------------------- prepare
+
+
+@dataclass(frozen=True)
+class PreparedTables:
+    """The training rows, the held-out test rows (no model sees them) and the codec."""
+
+    train: pl.DataFrame
+    test: pl.DataFrame
+    codec: Codec
+
+
+def prepare_tables(
+    frame: pl.DataFrame, spec: DatasetSpec, settings: PrepareConfig, *, seed: int
+) -> PreparedTables:
+    """Split the table (stratified, or the data's own split) and fit the codec on train."""
+    train, test = split_table(frame, spec, settings.test_fraction, seed)
+    return PreparedTables(train=train, test=test, codec=fit_codec(train, spec))
+
+
+# ------------------------------------------------------------------------ train, distill
+
+
+@dataclass(frozen=True)
+class TrainingHooks:
+    """What a training stage hears and keeps while it fits: epochs, checkpoints, a resume."""
+
+    on_epoch: EpochCallback | None = None
+    on_checkpoint: CheckpointCallback | None = None
+    start_state: dict[str, Tensor] | None = None
+
+
+@dataclass(frozen=True)
+class FittedTeacher:
+    model: FairVAE
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FittedStudent:
+    encoder: nn.Module
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def fit_teacher(
+    codec: Codec,
+    table: EncodedTable,
+    settings: TeacherConfig,
+    *,
+    seed: int,
+    device: str = "cpu",
+    hooks: TrainingHooks | None = None,
+) -> FittedTeacher:
+    """The fair VAE for the codec's data type, trained on ``table``; returned on the CPU."""
+    hooks = hooks or TrainingHooks()
+    levels = codec.sensitive_level_counts
+    model, history = train_teacher(
+        table,
+        codec.blocks,
+        levels,
+        settings,
+        seed=seed,
+        device=device,
+        on_epoch=hooks.on_epoch,
+        on_checkpoint=hooks.on_checkpoint,
+        start_state=hooks.start_state,
+        build=lambda: build_teacher(codec, levels, settings),
+    )
+    return FittedTeacher(model=model.to("cpu"), history=history)
+
+
+def fit_student(
+    teacher: FairVAE,
+    codec: Codec,
+    table: EncodedTable,
+    settings: StudentConfig,
+    *,
+    seed: int,
+    device: str = "cpu",
+    hooks: TrainingHooks | None = None,
+) -> FittedStudent:
+    """A small encoder distilled from the frozen ``teacher``; returned on the CPU."""
+    hooks = hooks or TrainingHooks()
+    encoder, history = distill_student(
+        teacher,
+        table,
+        codec.blocks,
+        codec.sensitive_level_counts,
+        settings,
+        seed=seed,
+        device=device,
+        on_epoch=hooks.on_epoch,
+        on_checkpoint=hooks.on_checkpoint,
+        start_state=hooks.start_state,
+    )
+    return FittedStudent(encoder=encoder.to("cpu"), history=history)
+
+
+def probe_latent(encoder: nn.Module, table: EncodedTable, codec: Codec, seed: int) -> dict:
+    """How well a probe reads each sensitive attribute from the latent (0.5: not at all)."""
+    latents = encode_latents(encoder, table, codec.sensitive_level_counts)  # type: ignore[arg-type]
+    return probe_sensitive_auroc(
+        latents,
+        table.sensitive,
+        seed,
+        levels=codec.sensitive_level_counts,
+        names=codec.sensitive_columns,
+    )
+
+
+# ------------------------------------------------------------------------------ generate
+
+
+@dataclass(frozen=True)
+class FittedPrior:
+    prior: GaussianMixturePrior
+    log_likelihood: float
+
+
+def fit_latent_prior(
+    encoder: nn.Module, table: EncodedTable, codec: Codec, settings: GenerateConfig, *, seed: int
+) -> FittedPrior:
+    """The Gaussian-mixture prior over ``encoder``'s codes of the training rows."""
+    codes = encode_latents(encoder, table, codec.sensitive_level_counts)  # type: ignore[arg-type]
+    prior = GaussianMixturePrior.fit(codes, settings.prior_components, seed)
+    return FittedPrior(prior=prior, log_likelihood=prior.log_likelihood(codes))
+
+
+def sample_rows(
+    teacher: FairVAE,
+    prior: GaussianMixturePrior,
+    real_sensitive: np.ndarray,
+    codec: Codec,
+    settings: GenerateConfig,
+    rows: int,
+    *,
+    seed: int,
+) -> EncodedTable:
+    """``rows`` new rows: latents from the prior, sensitive groups in the configured mix."""
+    return sample_from_prior(
+        teacher,
+        prior,
+        real_sensitive,
+        codec.sensitive_level_counts,
+        rows,
+        seed=seed,
+        mix=settings.sensitive_mix,
+    )
+
+
+def transform_table(
+    encoder: nn.Module, teacher: FairVAE, table: EncodedTable, codec: Codec, *, seed: int
+) -> EncodedTable:
+    """One synthetic row per real row: encoded by ``encoder``, decoded with its own s."""
+    return transform_rows(
+        encoder,  # type: ignore[arg-type]
+        teacher.decoder,
+        teacher.label_head,
+        table,
+        codec.sensitive_level_counts,
+        seed=seed,
+        criterion=teacher.criterion,
+    )
+
+
+# ------------------------------------------------------------------------------ evaluate
+
+
+def evaluate_rows(
+    train: pl.DataFrame,
+    test: pl.DataFrame,
+    synthetic: pl.DataFrame,
+    spec: DatasetSpec,
+    settings: EvaluateConfig,
+    *,
+    seed: int,
+) -> EvaluationResult:
+    """Fairness, utility, fidelity and privacy of ``synthetic`` against the held-out rows."""
+    if spec.modality == "image":
+        # Image classifiers of their own: the tabular families do not apply to pixels.
+        return evaluate_images(train, test, synthetic, spec, seed=seed, max_rows=settings.max_rows)
+    families: Sequence[str] = settings.families
+    return evaluate_synthetic(
+        train,
+        test,
+        synthetic,
+        spec,
+        seed=seed,
+        families=families,  # type: ignore[arg-type]
+        max_rows=settings.max_rows,
+    )

@@ -1,0 +1,100 @@
+"""Validate an input table against its spec before anything learns from it.
+
+Both kinds of checks run and are reported together: the Great Expectations suite
+(:mod:`.suite`) and fairdistill's own (:mod:`.checks`). Pure logic: the Prefect task that
+records the report is ``tasks/validate.py``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import polars as pl
+
+from fairdistill.models.spec import DatasetSpec, complete_spec
+from fairdistill.models.validation.checks import (
+    all_null_failures,
+    group_checks,
+    nan_as_null,
+    non_finite_failures,
+    numeric_text,
+    numeric_text_failures,
+    target_class_failures,
+    without_numeric_checks,
+)
+from fairdistill.models.validation.report import (
+    ValidationReport,
+)
+from fairdistill.models.validation.suite import (
+    build_expectation_suite,
+    gx_failures,
+    gx_frame,
+    gx_statistics,
+    missing_columns_report,
+    named_columns,
+    run_suite,
+)
+
+
+def validate_frame(frame: pl.DataFrame, spec: DatasetSpec, source: str) -> ValidationReport:
+    """Run the GX suite and the fairdistill checks of ``spec`` on ``frame``.
+
+    What the spec leaves out is completed from the data first, so only what the spec
+    declares (nullability, bounds, classes, group sizes) can fail.
+    """
+    started = time.perf_counter()
+    missing = [column for column in named_columns(spec) if column not in frame.columns]
+    if missing:
+        return missing_columns_report(frame, spec, source, started)
+    # NaN counts as missing when inferring the spec: it is reported as non-finite instead.
+    as_null = nan_as_null(frame)
+    completed = complete_spec(spec, as_null, source=source)
+    text_examples = numeric_text(frame, completed)
+    gx_spec = without_numeric_checks(completed, text_examples)
+    suite = build_expectation_suite(gx_spec, name=f"fairdistill.{spec.name}")
+    gx_result = run_suite(gx_frame(frame, completed, text_examples), suite)
+    failures = [
+        *numeric_text_failures(text_examples),
+        *all_null_failures(as_null, completed),
+        *non_finite_failures(frame, completed),
+        *gx_failures(gx_result),
+        *target_class_failures(frame, spec),
+    ]
+    group_failures, group_statistics = group_checks(frame, spec)
+    failures += group_failures
+    statistics = {
+        "source": source,
+        "rows": frame.height,
+        "columns": frame.width,
+        "seconds": round(time.perf_counter() - started, 3),
+        **gx_statistics(gx_result),
+        "failed_checks": len(failures),
+        "ignored_columns": completed.ignored_columns,
+        **group_statistics,
+    }
+    return ValidationReport(
+        success=not failures,
+        failures=failures,
+        statistics=statistics,
+        gx_result=gx_result,
+        suite=suite.to_json_dict(),
+        warnings=column_warnings(as_null, completed),
+    )
+
+
+def column_warnings(frame: pl.DataFrame, completed: DatasetSpec) -> list[str]:
+    """Columns left out for a reason inferred from the data, and features with one value."""
+    found = [
+        f"column '{name}' is left out of the model and of the synthetic data: "
+        f"{completed.columns[name].reason} (give it a role in the spec to decide otherwise)"
+        for name in completed.ignored_columns
+        if completed.columns[name].reason
+    ]
+    for name in completed.feature_columns:
+        values = frame.get_column(name).drop_nulls()
+        if frame.height > 1 and values.n_unique() == 1:
+            found.append(
+                f"column '{name}' holds the same value ({values[0]!r}) in every row: it "
+                "teaches the model nothing and is reproduced as that value"
+            )
+    return found

@@ -1,0 +1,219 @@
+"""The Great Expectations half of validation: a suite built from a completed spec (columns
+exist, row count, nulls, target values, numeric ranges), run on an ephemeral context, and
+its JSON result turned into failures a user can act on."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import great_expectations as gx
+import polars as pl
+from great_expectations.data_context.types.base import ProgressBarsConfig
+
+from fairdistill.models.spec import SPLIT_TEST, SPLIT_TRAIN, ColumnSpec, DatasetSpec
+from fairdistill.models.validation.report import (
+    MAX_EXAMPLES,
+    ValidationFailure,
+    ValidationReport,
+    rows_text,
+)
+
+NUMERIC_TYPES = ("integer", "continuous")
+
+
+def build_expectation_suite(spec: DatasetSpec, name: str) -> gx.ExpectationSuite:
+    """The GX suite of a completed spec (every column typed, see ``complete_spec``)."""
+    E = gx.expectations
+    expectations: list[Any] = [
+        E.ExpectTableRowCountToBeBetween(
+            min_value=spec.min_rows, notes=f"min_rows: {spec.min_rows} in the spec"
+        )
+    ]
+    for column in named_columns(spec):
+        expectations.append(E.ExpectColumnToExist(column=column))
+    expectations += _target_expectations(spec)
+    for column in spec.sensitive_columns:
+        expectations.append(
+            E.ExpectColumnValuesToNotBeNull(
+                column=column, notes="a sensitive attribute must be known for every row"
+            )
+        )
+    if spec.split_column:
+        expectations.append(
+            E.ExpectColumnValuesToBeInSet(
+                column=spec.split_column,
+                value_set=[SPLIT_TRAIN, SPLIT_TEST],
+                notes="split_column of the spec: every row is in the train or the test part",
+            )
+        )
+    for column, column_spec in spec.columns.items():
+        if column_spec.role == "feature":
+            expectations += _feature_expectations(column, column_spec)
+    return gx.ExpectationSuite(name=name, expectations=expectations)
+
+
+def _target_expectations(spec: DatasetSpec) -> list[Any]:
+    E = gx.expectations
+    target = spec.target
+    found = [
+        E.ExpectColumnValuesToNotBeNull(column=target.column, notes="every row needs a label"),
+        E.ExpectColumnDistinctValuesToContainSet(
+            column=target.column,
+            value_set=[target.positive],
+            notes="the favourable label named in the spec must occur",
+        ),
+    ]
+    if target.classes:
+        found.append(
+            E.ExpectColumnValuesToBeInSet(
+                column=target.column,
+                value_set=list(target.classes),
+                notes="labels must be among target.classes of the spec",
+            )
+        )
+    return found
+
+
+def _feature_expectations(column: str, column_spec: ColumnSpec) -> list[Any]:
+    E = gx.expectations
+    found: list[Any] = []
+    if column_spec.nullable is False:
+        found.append(
+            E.ExpectColumnValuesToNotBeNull(column=column, notes="nullable: false in the spec")
+        )
+    bounded = column_spec.min is not None or column_spec.max is not None
+    if column_spec.type in NUMERIC_TYPES and bounded:
+        found.append(
+            E.ExpectColumnValuesToBeBetween(
+                column=column,
+                min_value=column_spec.min,
+                max_value=column_spec.max,
+                notes="min/max of the spec",
+            )
+        )
+    return found
+
+
+def named_columns(spec: DatasetSpec) -> list[str]:
+    split = [spec.split_column] if spec.split_column else []
+    return list(dict.fromkeys([spec.target.column, *spec.sensitive_columns, *split, *spec.columns]))
+
+
+def run_suite(frame: pl.DataFrame, suite: gx.ExpectationSuite) -> dict[str, Any]:
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    asset = context.data_sources.add_pandas("input").add_dataframe_asset("table")
+    batch = asset.add_batch_definition_whole_dataframe("whole table").get_batch(
+        batch_parameters={"dataframe": frame.to_pandas()}
+    )
+    return batch.validate(suite, result_format="SUMMARY").to_json_dict()
+
+
+def gx_frame(
+    frame: pl.DataFrame, spec: DatasetSpec, text_examples: dict[str, tuple[int, list[str]]]
+) -> pl.DataFrame:
+    """The frame as GX sees it: labels as strings, numbers written as text parsed."""
+    # Spec values (positive label, classes) are strings; 0/1 labels must compare as "0"/"1".
+    labels = [spec.target.column, *spec.sensitive_columns]
+    casts = [pl.col(labels).cast(pl.String)]
+    for name in spec.feature_columns:
+        dtype = frame.schema[name]
+        numeric_as_text = not dtype.is_numeric() and dtype != pl.Null
+        if (
+            spec.columns[name].type in NUMERIC_TYPES
+            and numeric_as_text
+            and name not in text_examples
+        ):
+            casts.append(pl.col(name).cast(pl.String).cast(pl.Float64))
+    return frame.with_columns(casts)
+
+
+def gx_statistics(gx_result: dict[str, Any]) -> dict[str, Any]:
+    stats = gx_result.get("statistics", {})
+    return {
+        "gx_evaluated_expectations": stats.get("evaluated_expectations"),
+        "gx_successful_expectations": stats.get("successful_expectations"),
+    }
+
+
+def gx_failures(gx_result: dict[str, Any]) -> list[ValidationFailure]:
+    return [_gx_failure(result) for result in gx_result.get("results", []) if not result["success"]]
+
+
+def _gx_failure(result: dict[str, Any]) -> ValidationFailure:
+    config = result["expectation_config"]
+    check, kwargs = config["type"], config["kwargs"]
+    column = kwargs.get("column")
+    outcome = result.get("result") or {}
+    count = outcome.get("unexpected_count")
+    examples = [str(item["value"]) for item in outcome.get("partial_unexpected_counts", [])]
+    exception = (result.get("exception_info") or {}).get("exception_message")
+    if exception:
+        message = f"{check} could not be evaluated on '{column}': {exception.splitlines()[0]}"
+    else:
+        message = _gx_message(check, column, kwargs, outcome)
+    if check == "expect_column_distinct_values_to_contain_set":
+        examples = [str(value) for value in outcome.get("observed_value") or []]
+    elif check == "expect_column_values_to_not_be_null":
+        # Every offending value is null: where they are says more.
+        examples = [f"row {index}" for index in outcome.get("partial_unexpected_index_list", [])]
+    return ValidationFailure(
+        check=check,
+        column=column,
+        unexpected_count=count,
+        examples=examples[:MAX_EXAMPLES],
+        message=message,
+    )
+
+
+def _gx_message(check: str, column: str | None, kwargs: dict, outcome: dict) -> str:
+    count = outcome.get("unexpected_count")
+    if check == "expect_table_row_count_to_be_between":
+        return (
+            f"the table has {outcome.get('observed_value')} rows; the spec asks for at least "
+            f"{kwargs.get('min_value')}"
+        )
+    if check == "expect_column_to_exist":
+        return f"column '{column}', named in the spec, is not in the data"
+    if check == "expect_column_values_to_not_be_null":
+        return f"column '{column}' must be complete but has missing values in {rows_text(count)}"
+    if check == "expect_column_values_to_be_between":
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        return (
+            f"column '{column}' has values outside "
+            f"[{'-inf' if low is None else low}, {'inf' if high is None else high}] "
+            f"in {rows_text(count)}"
+        )
+    if check == "expect_column_values_to_be_in_set":
+        return (
+            f"column '{column}' has values outside {kwargs.get('value_set')} in {rows_text(count)}"
+        )
+    if check == "expect_column_distinct_values_to_contain_set":
+        return f"column '{column}' never holds {kwargs.get('value_set')}"
+    return f"{check} failed on column '{column}'"
+
+
+def missing_columns_report(
+    frame: pl.DataFrame, spec: DatasetSpec, source: str, started: float
+) -> ValidationReport:
+    """Columns the spec names are absent: only the table-level checks can run."""
+    E = gx.expectations
+    suite = gx.ExpectationSuite(
+        name=f"fairdistill.{spec.name}",
+        expectations=[
+            E.ExpectTableRowCountToBeBetween(min_value=spec.min_rows),
+            *(E.ExpectColumnToExist(column=column) for column in named_columns(spec)),
+        ],
+    )
+    gx_result = run_suite(frame, suite)
+    failures = gx_failures(gx_result)
+    statistics = {
+        "source": source,
+        "rows": frame.height,
+        "columns": frame.width,
+        "seconds": round(time.perf_counter() - started, 3),
+        **gx_statistics(gx_result),
+        "failed_checks": len(failures),
+    }
+    return ValidationReport(False, failures, statistics, gx_result, suite.to_json_dict())

@@ -1,0 +1,178 @@
+"""The check an auditor runs on a published folder, trusting nobody.
+
+``verify`` re-hashes every published file, compares it with the manifest, and compares
+the manifest with what the MLflow record of the run says. Its companion ``reproduce``
+reruns the whole flow, so it is composed in ``flows/reproduce.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pyarrow.parquet as pq
+
+from fairdistill.models.errors import FairdistillError
+
+MANIFEST_VERSION = 1
+
+
+class VerificationError(FairdistillError):
+    """A published dataset does not match its manifest or its MLflow record."""
+
+    exit_code = 4
+
+
+@dataclass
+class Verification:
+    manifest: Path
+    checks: list[str] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+    def passed(self, what: str) -> None:
+        self.checks.append(what)
+
+    def mismatch(self, what: str) -> None:
+        self.mismatches.append(what)
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise VerificationError(
+            "The manifest does not exist",
+            file=str(path),
+            rule="manifest-exists",
+            hint="pass the manifest.json of a published run folder",
+        ) from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise VerificationError(
+            f"The manifest is not valid JSON ({error})",
+            file=str(path),
+            rule="manifest-json",
+            hint="the manifest was changed or truncated since it was published",
+        ) from error
+    if manifest.get("fairdistill_manifest") != MANIFEST_VERSION:
+        raise VerificationError(
+            "This file is not a fairdistill manifest (version field missing or unknown)",
+            file=str(path),
+            rule="manifest-version",
+            hint="pass the manifest.json of a run",
+        )
+    return manifest
+
+
+def _check_files(manifest: dict[str, Any], folder: Path, result: Verification) -> None:
+    output = manifest["output"]
+    data = folder / output["file"]
+    if not data.is_file():
+        result.mismatch(f"{data}: the published data file is missing")
+        return
+    actual = file_digest(data)
+    if actual != output["sha256"]:
+        result.mismatch(
+            f"{data}: sha256 {actual} differs from the manifest's {output['sha256']} "
+            "(the data changed after publication)"
+        )
+    else:
+        result.passed(f"{output['file']} sha256 matches the manifest")
+        rows = pq.ParquetFile(data).metadata.num_rows
+        if rows != output["rows"]:
+            result.mismatch(f"{data}: {rows} rows, the manifest says {output['rows']}")
+        else:
+            result.passed(f"{output['file']} has the manifest's {rows:,} rows")
+    for name, expected in manifest.get("files", {}).items():
+        path = folder / name
+        if not path.is_file():
+            result.mismatch(f"{path}: listed in the manifest but missing")
+        elif (actual := file_digest(path)) != expected:
+            result.mismatch(f"{path}: sha256 {actual} differs from the manifest's {expected}")
+        else:
+            result.passed(f"{name} sha256 matches the manifest")
+
+
+def differing_metrics(recorded: dict[str, float], manifest: dict[str, float]) -> list[str]:
+    """The manifest's metrics that MLflow recorded differently.
+
+    A metric that could not be computed (a ratio with no positive prediction in a group) is
+    NaN in the manifest and absent from MLflow, where runs never log a NaN: that agrees.
+    """
+    differing = []
+    for key, value in manifest.items():
+        other = recorded.get(key)
+        if math.isnan(value):
+            if other is not None and not math.isnan(other):
+                differing.append(key)
+        elif other is None or not math.isclose(other, value, rel_tol=1e-9):
+            differing.append(key)
+    return differing
+
+
+def _stage_run(client: mlflow.MlflowClient, manifest: dict[str, Any], stage: str) -> Any:
+    run_id = manifest["mlflow"]["run_id"]
+    runs = client.search_runs(
+        [manifest["mlflow"]["experiment_id"]],
+        filter_string=(
+            f"tags.mlflow.parentRunId = '{run_id}' and tags.`fairdistill.stage` = '{stage}'"
+        ),
+    )
+    return runs[0] if runs else None
+
+
+def _check_tracking(manifest: dict[str, Any], tracking_uri: str, result: Verification) -> None:
+    client = mlflow.MlflowClient(tracking_uri)
+    run_id = manifest["mlflow"]["run_id"]
+    try:
+        parent = client.get_run(run_id)
+    except mlflow.exceptions.MlflowException as error:
+        result.mismatch(f"MLflow at {tracking_uri} has no run {run_id} ({error.message[:200]})")
+        return
+    if parent.info.status != "FINISHED":
+        result.mismatch(f"MLflow run {run_id} is {parent.info.status}, not FINISHED")
+    else:
+        result.passed(f"MLflow run {run_id} FINISHED")
+    publish = _stage_run(client, manifest, "publish")
+    recorded_sha = publish.data.tags.get("output.sha256") if publish else None
+    if recorded_sha != manifest["output"]["sha256"]:
+        result.mismatch(
+            f"MLflow recorded output sha256 {recorded_sha}, the manifest says "
+            f"{manifest['output']['sha256']}"
+        )
+    else:
+        result.passed("the output sha256 matches the MLflow record")
+    evaluate = _stage_run(client, manifest, "evaluate")
+    differing = differing_metrics(evaluate.data.metrics if evaluate else {}, manifest["metrics"])
+    if differing:
+        result.mismatch(
+            f"{len(differing)} metrics differ from the MLflow record: {', '.join(differing[:5])}"
+        )
+    else:
+        result.passed(f"all {len(manifest['metrics'])} metrics match the MLflow record")
+
+
+def verify(manifest_path: str | Path, *, tracking_uri: str | None = None) -> Verification:
+    """Check a published run folder against its manifest and its MLflow record."""
+    path = Path(manifest_path).resolve()
+    manifest = load_manifest(path)
+    result = Verification(manifest=path)
+    _check_files(manifest, path.parent, result)
+    _check_tracking(manifest, tracking_uri or manifest["mlflow"]["tracking_uri"], result)
+    return result
