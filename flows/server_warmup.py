@@ -46,8 +46,8 @@ def start_temporary_server_early() -> Callable[[], None]:
     if os.environ.get("PREFECT_API_URL"):
         return lambda: None
     try:
-        port = _free_port()
-        process = _launch(port)
+        port = free_port()
+        process = launch_server(port)
     except OSError:
         logger.debug("launching Prefect's temporary server early failed", exc_info=True)
         return lambda: None
@@ -57,7 +57,8 @@ def start_temporary_server_early() -> Callable[[], None]:
     return lambda: _hand_over(process, port)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port in Prefect's own range that nothing listens on now."""
     for _ in range(20):
         port = random.choice(_PORTS)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -69,7 +70,8 @@ def _free_port() -> int:
     raise OSError("no free port for Prefect's temporary server")
 
 
-def _launch(port: int) -> subprocess.Popen[bytes]:
+def launch_server(port: int) -> subprocess.Popen[bytes]:
+    """Start the uvicorn process Prefect would start for its temporary server on ``port``."""
     spec = importlib.util.find_spec("prefect")
     if spec is None or spec.origin is None:
         raise OSError("prefect is not installed")
@@ -90,7 +92,7 @@ def _hand_over(process: subprocess.Popen[bytes], port: int) -> None:
 
     server = SubprocessASGIServer()
     # A profile may name an API after all, or the server may already run in this process.
-    if get_current_settings().api.url or server.running or not _answers(process, port):
+    if get_current_settings().api.url or server.running or not server_answers(process, port):
         _stop(process)
         return
     server.port = port
@@ -100,7 +102,8 @@ def _hand_over(process: subprocess.Popen[bytes], port: int) -> None:
     logger.info("Prefect's temporary server runs on http://127.0.0.1:%d", port)
 
 
-def _answers(process: subprocess.Popen[bytes], port: int) -> bool:
+def server_answers(process: subprocess.Popen[bytes], port: int) -> bool:
+    """Whether the launched server's health check answers before the startup timeout."""
     import httpx
 
     deadline = time.monotonic() + float(os.environ.get(_TIMEOUT_VARIABLE) or 30)

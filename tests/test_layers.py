@@ -2,9 +2,10 @@
 
 Dependencies point down only: data ← models ← tasks' shared services ← the stage tasks ←
 flows ← the command line; benchmarks stand above everything. ``models/`` is plain
-PyTorch/NumPy/polars (no orchestration, no tracking), no module is part of an import
-cycle, and ``tasks/`` holds the stages at its top and nothing else. Every import counts,
-those inside functions too: a lazy import that points up is still an upward dependency.
+PyTorch/NumPy/polars (no orchestration, no tracking, no import registry), no module is
+part of an import cycle, no file (tests included) uses another module's private names, and
+``tasks/`` holds the stages at its top and nothing else. Every import counts, those inside
+functions too: a lazy import that points up is still an upward dependency.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ PACKAGE_FOLDERS = {"fairdistill.data": "data", "fairdistill.models": "models"}
 PACKAGE_FOLDERS |= {"fairdistill.tasks": "tasks", "fairdistill.flows": "flows"}
 STAGES = {"validate", "prepare", "train_teacher", "distill_student", "generate", "evaluate"}
 STAGES |= {"publish"}
-ORCHESTRATION_AND_TRACKING = ("prefect", "mlflow", "prefect_dask", "dask", "distributed")
+# importlib is how a registry hides a cycle from the import statements checked here.
+NOT_IN_MODELS = ("prefect", "mlflow", "prefect_dask", "dask", "distributed", "importlib")
 
 
 def module_name(path: Path) -> str:
@@ -119,12 +121,12 @@ def test_an_upward_import_is_caught() -> None:
     assert not upward_imports("fairdistill.flows.cli", {"fairdistill.models.config"})
 
 
-def test_models_import_no_orchestration_or_tracking() -> None:
+def test_models_import_no_orchestration_tracking_or_registry() -> None:
     offending = [
         f"{path.relative_to(REPO_ROOT)} imports {name}"
         for path in (REPO_ROOT / "models").rglob("*.py")
         for name in imported_modules(path)
-        if name.split(".")[0] in ORCHESTRATION_AND_TRACKING
+        if name.split(".")[0] in NOT_IN_MODELS
     ]
     assert offending == [], "\n".join(offending)
 
@@ -135,14 +137,58 @@ def test_no_module_is_part_of_an_import_cycle() -> None:
     assert cycles == [], cycles
 
 
-def test_no_module_builds_an_import_registry() -> None:
-    """Modules are imported by name where they are used, never looked up at run time."""
-    lookups = [
-        str(path.relative_to(REPO_ROOT))
-        for path in source_files()
-        if "import_module" in path.read_text(encoding="utf-8")
-    ]
-    assert lookups == []
+def private_uses(path: Path) -> Iterator[str]:
+    """Private names of first-party modules that the file at ``path`` imports, or reads or
+    patches off an imported module (``module._name``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    modules: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and layer(node.module or "") is not None:
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    yield f"{shown(path)}:{node.lineno} {node.module}.{alias.name}"
+                modules.add(alias.asname or alias.name)
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
+            yield f"{shown(path)}:{node.lineno} {node.value.id}.{node.attr}"
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "setattr"
+            and len(node.args) >= 2
+            and isinstance(node.args[0], ast.Name)
+            and node.args[0].id in modules
+            and isinstance(node.args[1], ast.Constant)
+            and str(node.args[1].value).startswith("_")
+        ):
+            yield f"{shown(path)}:{node.lineno} patches {node.args[1].value}"
+
+
+def shown(path: Path) -> str:
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else path.name
+
+
+def test_a_private_use_is_caught(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "from fairdistill.flows import server_warmup\n"
+        "from fairdistill.models.codec import _hidden\n"
+        "server_warmup._launch(1)\n"
+        "monkeypatch.setattr(server_warmup, '_answers', None)\n",
+        encoding="utf-8",
+    )
+    assert len(list(private_uses(probe))) == 3
+
+
+def test_no_file_uses_another_modules_private_names() -> None:
+    files = [*source_files(), *sorted((REPO_ROOT / "tests").rglob("*.py"))]
+    assert [use for path in files for use in private_uses(path)] == []
 
 
 def test_the_top_of_tasks_holds_the_stages_and_their_services_only() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from fairdistill.models.evaluation.fairness import INTERSECTION
+from fairdistill.models.evaluation.protocols import PROTOCOLS
 from fairdistill.models.reporting.data import (
     Association,
     DistanceHistogram,
@@ -23,7 +24,6 @@ from fairdistill.models.reporting.data import (
     ModelSummary,
 )
 
-PROTOCOLS = ("trtr", "tstr", "tsts")
 RATIO_METRICS = ("demographic_parity_ratio", "equalized_odds_ratio")
 UTILITY_SCORES = ("auroc", "f1", "accuracy")
 FIDELITY_SUMMARY = (

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from fairdistill.models.evaluation.fairness import grouping_names
+from fairdistill.models.evaluation.protocols import PROTOCOLS
 from fairdistill.models.gates import GateDecision, gated_family
-from fairdistill.models.reporting.content import FIDELITY_SUMMARY, PRIVACY_SUMMARY, PROTOCOLS
+from fairdistill.models.reporting.content import FIDELITY_SUMMARY, PRIVACY_SUMMARY
 from fairdistill.models.reporting.data import ReportData
 from fairdistill.models.spec import DatasetSpec
 

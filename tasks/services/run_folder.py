@@ -141,7 +141,8 @@ def _make_staging(root: Path, run_name: str) -> Path:
     return staging
 
 
-def _move_into_place(staging: Path, final: Path, *, overwrite: bool) -> None:
+def move_into_place(staging: Path, final: Path, *, overwrite: bool) -> None:
+    """Rename the complete staging folder to ``final``; a replaced folder is retired first."""
     if overwrite and final.exists():
         retired = final.parent / f".{final.name}{REPLACED_MARKER}{secrets.token_hex(6)}"
         os.replace(final, retired)
@@ -179,7 +180,7 @@ def write_run_folder(
         for name, content in files.items():
             _write_synced(staging / name, content)
         _sync_folder(staging)
-        _move_into_place(staging, final, overwrite=overwrite)
+        move_into_place(staging, final, overwrite=overwrite)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

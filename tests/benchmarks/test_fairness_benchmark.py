@@ -221,5 +221,8 @@ def test_the_beta_sweep_is_logged_to_mlflow_as_a_curve(tmp_path: Path) -> None:
 def test_one_seed_reports_no_spread_rather_than_zero() -> None:
     mean, sd = fairness.mean_sd([0.8])
     assert mean == pytest.approx(0.8) and np.isnan(sd)
-    assert fairness._cell((mean, sd)) == "0.800"
-    assert fairness._cell(fairness.mean_sd([0.8, 0.9])) == "0.850 ± 0.071"
+    column = fairness.Column("AUROC", "auroc")
+    one = fairness.markdown_table({"student": {"auroc": (mean, sd)}}, [column])
+    two = fairness.markdown_table({"student": {"auroc": fairness.mean_sd([0.8, 0.9])}}, [column])
+    assert one.splitlines()[-1] == "| student | 0.800 |"
+    assert two.splitlines()[-1] == "| student | 0.850 ± 0.071 |"

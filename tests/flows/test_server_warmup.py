@@ -24,7 +24,7 @@ def test_with_an_api_in_the_environment_nothing_is_launched(
     def refuse(port: int) -> subprocess.Popen[bytes]:
         raise AssertionError("a server was launched although an API is configured")
 
-    monkeypatch.setattr(server_warmup, "_launch", refuse)
+    monkeypatch.setattr(server_warmup, "launch_server", refuse)
     server_warmup.start_temporary_server_early()()
 
 
@@ -33,13 +33,13 @@ def test_with_an_api_in_the_profile_the_launched_server_is_stopped(
 ) -> None:
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     launched: list[subprocess.Popen[bytes]] = []
-    launch = server_warmup._launch
+    launch = server_warmup.launch_server
 
     def launch_and_keep(port: int) -> subprocess.Popen[bytes]:
         launched.append(launch(port))
         return launched[-1]
 
-    monkeypatch.setattr(server_warmup, "_launch", launch_and_keep)
+    monkeypatch.setattr(server_warmup, "launch_server", launch_and_keep)
     wait = server_warmup.start_temporary_server_early()
     with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
         wait()
@@ -50,7 +50,7 @@ def test_with_an_api_in_the_profile_the_launched_server_is_stopped(
 def test_a_server_that_exits_is_not_waited_for() -> None:
     process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
     started = time.monotonic()
-    assert not server_warmup._answers(process, server_warmup._free_port())
+    assert not server_warmup.server_answers(process, server_warmup.free_port())
     assert time.monotonic() - started < 10
 
 

@@ -18,8 +18,8 @@ from fairdistill.models.errors import OutputError
 from fairdistill.tasks.services.run_folder import (
     LATEST_LINK,
     STALE_STAGING_SECONDS,
-    _move_into_place,
     check_output_location,
+    move_into_place,
     remove_stale_staging,
     write_run_folder,
 )
@@ -90,7 +90,7 @@ def test_a_name_taken_while_publishing_is_refused_and_nothing_lost(tmp_path: Pat
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "data").write_bytes(b"theirs")
     with pytest.raises(OutputError, match="appeared while this run was publishing"):
-        _move_into_place(staging, tmp_path / "run", overwrite=False)
+        move_into_place(staging, tmp_path / "run", overwrite=False)
     assert (tmp_path / "run" / "data").read_bytes() == b"theirs"
 
 
