@@ -26,14 +26,11 @@ import polars as pl
 import torch
 
 from benchmarks.speed_common import DEFAULT_OUTPUT_DIR, Clock, adult_split, machine, write_json
+from fairdistill.models import stages
 from fairdistill.models.config import RunConfig
 from fairdistill.models.evaluation import evaluate_synthetic
-from fairdistill.models.generation import decode_latents, sample_sensitive
-from fairdistill.models.modality import build_teacher, fit_codec
-from fairdistill.models.prior import GaussianMixturePrior
+from fairdistill.models.modality import fit_codec
 from fairdistill.models.spec import DatasetSpec
-from fairdistill.models.student import distill_student
-from fairdistill.models.teacher import encode_latents, train_teacher
 
 CTGAN_DEFAULT_EPOCHS = 300
 SEED = 0
@@ -66,28 +63,19 @@ def headline(metrics: dict[str, float]) -> dict[str, float]:
 
 
 def fairdistill_synthetic(train: pl.DataFrame, spec: DatasetSpec, clock: Clock) -> pl.DataFrame:
+    """fairdistill's product rows with the run defaults, through the stages' own functions."""
     config = RunConfig(dataset="adult")
     codec = fit_codec(train, spec)
-    levels = codec.sensitive_level_counts
     table = codec.encode(train)
     with clock.section("fairdistill_fit"):
-        teacher, _ = train_teacher(
-            table, codec.blocks, levels, config.teacher, seed=SEED,
-            build=lambda: build_teacher(codec, levels, config.teacher),
-        )  # fmt: skip
-        student, _ = distill_student(
-            teacher, table, codec.blocks, levels, config.student, seed=SEED
-        )
-        codes = encode_latents(student, table, levels)
-        prior = GaussianMixturePrior.fit(codes, config.generate.prior_components, SEED)
+        teacher = stages.fit_teacher(codec, table, config.teacher, seed=SEED).model
+        student = stages.fit_student(teacher, codec, table, config.student, seed=SEED).encoder
+        prior = stages.fit_latent_prior(student, table, codec, config.generate, seed=SEED).prior
     with clock.section("fairdistill_sample"):
-        z = prior.sample(len(table), seed=SEED)
-        sensitive = sample_sensitive(len(table), table.sensitive, seed=SEED)
-        features, label = decode_latents(
-            teacher.decoder, teacher.label_head, z, sensitive, levels,
-            seed=SEED, criterion=teacher.criterion,
-        )  # fmt: skip
-        return codec.decode(features, sensitive, label)
+        encoded = stages.sample_rows(
+            teacher, prior, table.sensitive, codec, config.generate, len(table), seed=SEED
+        )
+        return codec.decode(encoded.features, encoded.sensitive, encoded.label)
 
 
 def ctgan_synthetic(

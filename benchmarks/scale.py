@@ -72,29 +72,25 @@ def run_phase(phase: str, rows: int, threads: int, device: str) -> dict[str, Any
     """One phase on a table of ``rows`` rows, in this process (called by the subprocess)."""
     import torch
 
+    from fairdistill.models import stages
     from fairdistill.models.blocks import EncodedTable
-    from fairdistill.models.generation import decode_latents, sample_sensitive
-    from fairdistill.models.modality import build_teacher, fit_codec
-    from fairdistill.models.prior import GaussianMixturePrior
-    from fairdistill.models.student import StudentConfig, distill_student
-    from fairdistill.models.teacher import TeacherConfig, encode_latents, train_teacher
+    from fairdistill.models.config import GenerateConfig
+    from fairdistill.models.modality import fit_codec
+    from fairdistill.models.student import StudentConfig
+    from fairdistill.models.teacher import TeacherConfig
 
     torch.set_num_threads(threads)
     frame, spec = scaled_table(rows)
     arrow_bytes = int(frame.to_arrow().nbytes)
     codec = fit_codec(frame, spec)
-    levels = codec.sensitive_level_counts
     config = TeacherConfig(epochs=1)
     started, cpu_started = time.perf_counter(), time.process_time()
     table = codec.encode(frame)
     encode_s = time.perf_counter() - started
 
     def teacher_on(subset: Any) -> Any:
-        model, history = train_teacher(
-            subset, codec.blocks, levels, config, seed=SEED, device=device,
-            build=lambda: build_teacher(codec, levels, config),
-        )  # fmt: skip
-        return model, history
+        fitted = stages.fit_teacher(codec, subset, config, seed=SEED, device=device)
+        return fitted.model, fitted.history
 
     result: dict[str, Any] = {"phase": phase, "rows": rows, "arrow_bytes": arrow_bytes}
     result["encode_s"] = round(encode_s, 3)
@@ -108,30 +104,25 @@ def run_phase(phase: str, rows: int, threads: int, device: str) -> dict[str, Any
         teacher, _ = teacher_on(small)
         measured_cpu = time.process_time()
         if phase == "student":
-            _, history = distill_student(
-                teacher,
-                table,
-                codec.blocks,
-                levels,
-                StudentConfig(epochs=1),
-                seed=SEED,
-                device=device,
+            fitted = stages.fit_student(
+                teacher, codec, table, StudentConfig(epochs=1), seed=SEED, device=device
             )
+            history = fitted.history
             result["epoch_s"] = round(history[0]["epoch_seconds"], 3)
         else:
-            prior = GaussianMixturePrior.fit(encode_latents(teacher, small, levels), 10, SEED)
+            settings = GenerateConfig()
+            prior = stages.fit_latent_prior(
+                teacher.encoder, small, codec, settings, seed=SEED
+            ).prior
             real_sensitive = table.sensitive
             # As the generate stage does: decoding keeps only the real sensitive column, not
             # the source frame or its encoded rows (``small`` is a view into them).
             del frame, table, small
             generated = time.perf_counter()
-            z = prior.sample(rows, seed=SEED)
-            sensitive = sample_sensitive(rows, real_sensitive, seed=SEED)
-            features, label = decode_latents(
-                teacher.decoder, teacher.label_head, z, sensitive, levels,
-                seed=SEED, criterion=teacher.criterion,
-            )  # fmt: skip
-            codec.decode(features, sensitive, label)
+            encoded = stages.sample_rows(
+                teacher, prior, real_sensitive, codec, settings, rows, seed=SEED
+            )
+            codec.decode(encoded.features, encoded.sensitive, encoded.label)
             result["generate_s"] = round(time.perf_counter() - generated, 3)
     # CPU seconds of the measured step (tensor set-up included): less inflated than wall
     # time when other jobs share the cores.

@@ -33,11 +33,13 @@ from benchmarks.speed_common import (
     peak_rss_bytes,
     write_json,
 )
+from fairdistill.models import stages
 from fairdistill.models.codec import TabularCodec
+from fairdistill.models.config import GenerateConfig
 from fairdistill.models.generation import decode_latents, sample_sensitive
-from fairdistill.models.modality import build_teacher, fit_codec
+from fairdistill.models.modality import fit_codec
 from fairdistill.models.prior import GaussianMixturePrior
-from fairdistill.models.teacher import FairVAE, TeacherConfig, encode_latents, train_teacher
+from fairdistill.models.teacher import FairVAE, TeacherConfig
 from fairdistill.tasks.services.storage import write_parquet
 
 TARGET_SECONDS = 5.0
@@ -51,19 +53,11 @@ def fitted_generator(
     codec = fit_codec(split.train, split.spec)
     assert isinstance(codec, TabularCodec)
     table = codec.encode(split.train)
-    levels = codec.sensitive_level_counts
-    config = TeacherConfig(epochs=epochs)
-    teacher, _ = train_teacher(
-        table,
-        codec.blocks,
-        levels,
-        config,
-        seed=SEED,
-        device=device,
-        build=lambda: build_teacher(codec, levels, config),
-    )
-    prior = GaussianMixturePrior.fit(encode_latents(teacher, table, levels), 10, SEED)
-    return codec, teacher, prior, table.sensitive
+    teacher = stages.fit_teacher(
+        codec, table, TeacherConfig(epochs=epochs), seed=SEED, device=device
+    ).model
+    prior = stages.fit_latent_prior(teacher.encoder, table, codec, GenerateConfig(), seed=SEED)
+    return codec, teacher, prior.prior, table.sensitive
 
 
 def generate_rows(
