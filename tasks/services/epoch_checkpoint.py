@@ -101,15 +101,22 @@ class EpochCheckpoint:
     def load(self) -> tuple[int, dict[str, Tensor]] | None:
         """(epoch index, tensors) of the newest pair that checks out; bad ones are set aside."""
         set_aside: list[str] = []
+        problems: list[str] = []
         found = None
         for saved in sorted(self.saved(), key=lambda item: item.done, reverse=True):
             try:
                 found = self._read(saved)
                 break
             except CheckpointError as error:
-                set_aside += self._set_aside(saved, error)
-        if set_aside:
-            _record_set_aside(self.stage, set_aside, None if found is None else found[0] + 1)
+                moved = self._set_aside(saved)
+                if moved:
+                    reason = error.message[:1].lower() + error.message[1:]
+                    problems.append(
+                        f"epoch {saved.done}: {reason}; set aside as {', '.join(moved)}"
+                    )
+                    set_aside += moved
+        if problems:
+            self._report_set_aside(problems, set_aside, None if found is None else found[0] + 1)
         return found
 
     def save(self, epoch: int, tensors: dict[str, Tensor]) -> None:
@@ -160,41 +167,41 @@ class EpochCheckpoint:
         TrainingState.from_tensors(tensors)
         return epoch, tensors
 
-    def _set_aside(self, saved: SavedEpoch, error: CheckpointError) -> list[str]:
+    def _set_aside(self, saved: SavedEpoch) -> list[str]:
+        """Move the pair's files into ``set-aside/``; return where they went."""
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         moved = []
         for uri in (saved.digest, saved.checkpoint):
             if uri is None:
                 continue
             target = join_uri(self.folder, SET_ASIDE_FOLDER, f"{uri.rsplit('/', 1)[-1]}.{stamp}")
-            move(uri, target)
+            try:
+                move(uri, target)
+            except FileNotFoundError:
+                continue  # removed meanwhile by an identical run saving its next epoch
             moved.append(target)
-        _logger().warning(
-            "%s: the checkpoint of epoch %d is unusable (%s); set aside as %s",
-            self.stage,
-            saved.done,
-            error.message,
-            " and ".join(moved),
-        )
         return moved
+
+    def _report_set_aside(
+        self, problems: list[str], set_aside: list[str], resumes_from: int | None
+    ) -> None:
+        then = f"resuming from epoch {resumes_from}" if resumes_from else "training from epoch 1"
+        _logger().warning(
+            "%s: unusable checkpoint(s) (%s); %s. Delete what was set aside once you no longer "
+            "need it",
+            self.stage,
+            "; ".join(problems),
+            then,
+        )
+        if mlflow.active_run() is not None:
+            mlflow.set_tag("fairdistill.checkpoints_set_aside", ", ".join(set_aside)[:5000])
 
     @staticmethod
     def _remove(saved: SavedEpoch) -> None:
-        # Digest first: a crash in between leaves a checkpoint without digest, never resumed.
+        # Digest first: a crash in between leaves a checkpoint without digest, never trusted.
         for uri in (saved.digest, saved.checkpoint):
             if uri is not None:
                 remove(uri)
-
-
-def _record_set_aside(stage: str, files: list[str], resumes_from: int | None) -> None:
-    then = f"resuming from epoch {resumes_from}" if resumes_from else "training from epoch 1"
-    _logger().warning(
-        "%s: %s; inspect or delete the files set aside once you no longer need them",
-        stage,
-        then,
-    )
-    if mlflow.active_run() is not None:
-        mlflow.set_tag("fairdistill.checkpoints_set_aside", ", ".join(files)[:5000])
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:

@@ -130,7 +130,7 @@ def test_a_bad_checkpoint_is_set_aside_and_the_last_good_one_resumed(
     assert sorted(name.rsplit(".", 1)[0] for name in moved) == bad
     warnings = " ".join(record.getMessage() for record in caplog.records)
     assert all(join_uri(checkpoint.folder, SET_ASIDE_FOLDER, name) in warnings for name in moved)
-    assert "epoch 2 is unusable" in warnings and "resuming from epoch 1" in warnings
+    assert "unusable checkpoint(s) (epoch 2: " in warnings and "resuming from epoch 1" in warnings
     # The next epoch saved replaces the pair resumed from; what was set aside stays.
     checkpoint.save(1, state(2))
     assert checkpoint.load()[0] == 1  # type: ignore[index]
