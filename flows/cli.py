@@ -132,7 +132,9 @@ def run(
     fresh: Annotated[
         bool,
         typer.Option(
-            "--fresh", help="Recompute every stage instead of reusing earlier identical ones."
+            "--fresh",
+            help="Recompute every stage from scratch: reuse no earlier identical stage and "
+            "resume from no epoch checkpoint.",
         ),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="Only warnings and the result.")] = False,

@@ -71,22 +71,31 @@ class LiveStages:
 
     def _row(self, stage: str) -> TaskID:
         if stage not in self.rows:
-            self.rows[stage] = self.progress.add_task(stage, total=None, detail="", failed=False)
+            self.rows[stage] = self.progress.add_task(
+                stage, total=None, detail="", failed=False, resumed=""
+            )
         return self.rows[stage]
 
     def stage_started(self, stage: str) -> None:
         self._row(stage)
 
+    def stage_resumed(self, stage: str, *, epoch: int) -> None:
+        # Kept beside the epoch count to the end: the stage's time covers only this attempt.
+        note = f"resumed from epoch {epoch}"
+        self.progress.update(self._row(stage), detail=note, resumed=f" · {note}")
+
     def epoch_finished(
         self, stage: str, *, epoch: int, epochs: int, metrics: dict[str, float]
     ) -> None:
+        row = self._row(stage)
         loss = metrics.get("loss")  # what the optimiser minimises
         self.progress.update(
-            self._row(stage),
+            row,
             total=epochs,
             completed=epoch + 1,
             detail=f"epoch {epoch + 1}/{epochs}"
-            + (f" · loss {loss:.4f}" if loss is not None else ""),
+            + (f" · loss {loss:.4f}" if loss is not None else "")
+            + self.progress.tasks[row].fields["resumed"],
         )
 
     def stage_finished(self, stage: str, *, seconds: float, reused: bool) -> None:

@@ -29,6 +29,7 @@ from fairdistill.tasks.prepare import prepare
 from fairdistill.tasks.publish import PublishedDataset, publish
 from fairdistill.tasks.services import progress
 from fairdistill.tasks.services.concurrency import ensure_gpu_limit
+from fairdistill.tasks.services.orphans import end_orphaned_runs, process_tags
 from fairdistill.tasks.services.run_folder import check_output_location
 from fairdistill.tasks.services.storage import join_uri
 from fairdistill.tasks.services.tracking import (
@@ -37,6 +38,7 @@ from fairdistill.tasks.services.tracking import (
     flatten,
     log_params,
     record_failure,
+    record_reused_stage,
 )
 from fairdistill.tasks.services.uris import redact_uri
 from fairdistill.tasks.train_teacher import train_teacher
@@ -49,6 +51,9 @@ class StageTiming(BaseModel):
     stage: str
     seconds: float
     reused: bool
+    # The epoch (counted from 1) whose checkpoint a training stage continued from after an
+    # earlier attempt stopped; None when it trained from the first epoch (or was reused).
+    resumed_from_epoch: int | None = None
 
 
 class RunSummary(BaseModel):
@@ -64,9 +69,14 @@ class RunSummary(BaseModel):
 
 
 class StageRunner:
-    """Runs stages in order, timing each and noting which ones Prefect served from its cache."""
+    """Runs stages in order, timing each and noting which ones Prefect served from its cache.
 
-    def __init__(self) -> None:
+    A reused stage is recorded under the flow's MLflow run too (``context``), pointing at
+    the stage run that computed its output: the run's record then backs all it publishes.
+    """
+
+    def __init__(self, context: StageContext | None = None) -> None:
+        self.context = context
         self.timings: list[StageTiming] = []
 
     @property
@@ -86,13 +96,19 @@ class StageRunner:
                 # prefect-dask's wait() swallows a worker's error; result() re-raises it.
                 future.result()
                 state = future.state
+            result = state.result()
             outcome["reused"] = state.name == "Cached"
-            return state.result()
+            if outcome["reused"] and self.context is not None:
+                record_reused_stage(self.context, stage.name, getattr(result, "stage_run_id", None))
+            elif (resumed := getattr(result, "resumed_from_epoch", None)) is not None:
+                outcome["resumed_from_epoch"] = resumed
+            return result
 
     @contextlib.contextmanager
-    def timed(self, stage: str) -> Iterator[dict[str, bool]]:
-        """Time the block as ``stage``; the block may set ``outcome["reused"]``."""
-        outcome = {"reused": False}
+    def timed(self, stage: str) -> Iterator[dict[str, Any]]:
+        """Time the block as ``stage``; the block may set ``reused`` and ``resumed_from_epoch``
+        in the outcome it is given."""
+        outcome: dict[str, Any] = {"reused": False, "resumed_from_epoch": None}
         started = time.perf_counter()
         progress.stage_started(stage)
         try:
@@ -101,7 +117,7 @@ class StageRunner:
             progress.stage_failed(stage, seconds=time.perf_counter() - started)
             raise
         seconds = time.perf_counter() - started
-        self.timings.append(StageTiming(stage=stage, seconds=seconds, reused=outcome["reused"]))
+        self.timings.append(StageTiming(stage=stage, seconds=seconds, **outcome))
         progress.stage_finished(stage, seconds=seconds, reused=outcome["reused"])
 
 
@@ -113,6 +129,18 @@ def prepare_tracking(config: RunConfig) -> str:
     """
     settings = load_settings()
     return ensure_experiment(settings.tracking_uri, config.experiment, settings.mlflow_artifacts)
+
+
+def end_runs_left_running(tracking_uri: str, run_id: str) -> None:
+    """End the MLflow runs that killed processes left RUNNING, and say so."""
+    ended = end_orphaned_runs(tracking_uri, finder_run_id=run_id)
+    if ended:
+        get_run_logger().warning(
+            "ended %d MLflow run(s) left RUNNING by a killed run as KILLED (%s); the reason is "
+            "in each run's fairdistill.failure tag",
+            len(ended),
+            ", ".join(f"{run.stage} {run.run_id}" for run in ended),
+        )
 
 
 def make_run_name(config: RunConfig, run_id: str) -> str:
@@ -139,12 +167,17 @@ def regenerate_fair_dataset(config: RunConfig) -> RunSummary:
     with mlflow.start_run(
         experiment_id=experiment_id,
         run_name=f"{config.dataset_label}-regenerate",
-        tags={"prefect.flow_run_id": str(flow_run_id), "fairdistill.stage": "flow"},
+        tags={
+            "prefect.flow_run_id": str(flow_run_id),
+            "fairdistill.stage": "flow",
+            **process_tags(),
+        },
     ) as parent:
         run_id = parent.info.run_id
         run_name = config.run_name or make_run_name(config, run_id)
         logger.info("MLflow run %s (%s) at %s", run_id, run_name, redact_uri(settings.tracking_uri))
         try:
+            end_runs_left_running(settings.tracking_uri, run_id)
             log_params(flatten("", config))
             mlflow.set_tag("fairdistill.run_name", run_name)
             # Results repeat exactly only at the same thread count: record it with the run.
@@ -163,7 +196,7 @@ def regenerate_fair_dataset(config: RunConfig) -> RunSummary:
             # Each stage is handed the part of the config it reads, and nothing else: that
             # part, with its inputs' digests, is its cache key.
             seed, device, source = config.seed, config.device, config.input_files
-            stages = StageRunner()
+            stages = StageRunner(context)
             validated = stages.run(
                 validate, source, config.rows_to_sample, context, input_fingerprint(source)
             )

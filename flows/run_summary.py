@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from fairdistill.flows.regenerate import RunSummary
+    from fairdistill.flows.regenerate import RunSummary, StageTiming
+    from fairdistill.tasks.services.registry import RegisteredVersion
 
 _MEASURE_NAMES = {
     "auroc": "AUROC",
@@ -57,27 +58,29 @@ def headline_table(headline: dict[str, float]) -> Table:
     return table
 
 
+def stage_note(timing: StageTiming) -> str:
+    """ "reused", "resumed from epoch N" (an earlier attempt's checkpoint), or nothing."""
+    if timing.reused:
+        return "reused"
+    if timing.resumed_from_epoch is not None:
+        return f"resumed from epoch {timing.resumed_from_epoch}"
+    return ""
+
+
 def stage_table(summary: RunSummary) -> Table:
     table = Table(title="Stages", title_justify="left")
     table.add_column("stage")
     table.add_column("seconds", justify="right")
     table.add_column("note")
     for timing in summary.stages:
-        table.add_row(timing.stage, f"{timing.seconds:.1f}", "reused" if timing.reused else "")
+        table.add_row(timing.stage, f"{timing.seconds:.1f}", stage_note(timing))
     table.add_row("total", f"{sum(timing.seconds for timing in summary.stages):.1f}", "")
     return table
 
 
 def where_to_look(summary: RunSummary, tracking_uri: str) -> list[str]:
     published = summary.published
-    registered = (
-        [
-            f"  registered     : {published.registry.model} version "
-            f"{published.registry.version} (alias {published.registry.alias})"
-        ]
-        if published.registry
-        else []
-    )
+    registered = [registry_line(published.registry)] if published.registry else []
     return [
         f"  synthetic data : {published.data}",
         f"  manifest       : {published.manifest}",
@@ -88,6 +91,14 @@ def where_to_look(summary: RunSummary, tracking_uri: str) -> list[str]:
         "Open the MLflow UI with:",
         f"  mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1",
     ]
+
+
+def registry_line(registry: RegisteredVersion) -> str:
+    reused = ", reused: the generator is unchanged" if registry.reused else ""
+    return (
+        f"  registered     : {registry.model} version {registry.version} "
+        f"(alias {registry.alias}{reused})"
+    )
 
 
 def print_run_summary(summary: RunSummary, tracking_uri: str, console: Console) -> None:

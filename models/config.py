@@ -83,7 +83,8 @@ class RunConfig(_Frozen):
     reuse_stages: bool = Field(
         default=True,
         description="Reuse the results of stages that already completed with the same input, "
-        "config and code (a rerun after a failure starts at the failed stage).",
+        "config and code (a rerun after a failure starts at the failed stage, and its training "
+        "continues from the last epoch checkpoint); false recomputes everything from scratch.",
     )
     register_model: bool = Field(
         default=True,

@@ -9,7 +9,8 @@ from fairdistill.models.stages import TrainingHooks, fit_student
 from fairdistill.models.student import StudentConfig
 from fairdistill.models.training import resolve_device
 from fairdistill.tasks.services.caching import STAGE_CACHE
-from fairdistill.tasks.services.model_store import EpochCheckpoint, log_encoder, save_module
+from fairdistill.tasks.services.epoch_checkpoint import EpochCheckpoint
+from fairdistill.tasks.services.model_store import log_encoder, save_module
 from fairdistill.tasks.services.retries import TRANSIENT_RETRIES
 from fairdistill.tasks.services.stage_outputs import (
     PreparedData,
@@ -41,7 +42,7 @@ def distill_student(
     prepared: PreparedData,
     teacher: TrainedModel,
 ) -> TrainedModel:
-    with stage_run(context, "distill_student"):
+    with stage_run(context, "distill_student") as run:
         codec, table = load_training_table(prepared)
         placed = resolve_device(device)
         log_params({**flatten("student", settings), "device": str(placed)})
@@ -81,4 +82,6 @@ def distill_student(
             mlflow_model_uri=uri,
             parameters=parameters,
             encoder_parameters=parameters,
+            resumed_from_epoch=checkpoint.resumed_from_epoch,
+            stage_run_id=run.info.run_id,
         )

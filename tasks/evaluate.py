@@ -32,7 +32,7 @@ def evaluate(
     prepared: PreparedData,
     synthetic: SyntheticData,
 ) -> EvaluationOutcome:
-    with stage_run(context, "evaluate"):
+    with stage_run(context, "evaluate") as run:
         spec = read_spec(prepared.spec)
         result = evaluate_rows(
             read_parquet(prepared.train),
@@ -53,4 +53,5 @@ def evaluate(
             headline=headline_metrics(result.metrics, spec),
             results=write_json(context.work_file("evaluation.json"), payload),
             report=write_text(context.work_file("evaluation.md"), markdown),
+            stage_run_id=run.info.run_id,
         )

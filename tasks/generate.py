@@ -41,7 +41,7 @@ def generate(
     student: TrainedModel,
 ) -> SyntheticData:
     logger = get_run_logger()
-    with stage_run(context, "generate"):
+    with stage_run(context, "generate") as run:
         log_params(flatten("generate", settings))
         table: EncodedTable | None
         codec, table = load_training_table(prepared)
@@ -76,4 +76,5 @@ def generate(
             table=write_parquet(context.work_file("synthetic.parquet"), frame),
             prior=prior_ref,
             rows=frame.height,
+            stage_run_id=run.info.run_id,
         )

@@ -22,7 +22,7 @@ from fairdistill.tasks.services.tracking import StageContext, log_metrics, log_p
 def prepare(
     settings: PrepareConfig, seed: int, context: StageContext, validated: ValidatedInput
 ) -> PreparedData:
-    with stage_run(context, "prepare"):
+    with stage_run(context, "prepare") as run:
         spec = read_spec(validated.spec)
         prepared = prepare_tables(read_parquet(validated.table), spec, settings, seed=seed)
         if spec.split_column:
@@ -41,4 +41,5 @@ def prepare(
             spec=validated.spec,
             train_rows=train.height,
             test_rows=test.height,
+            stage_run_id=run.info.run_id,
         )

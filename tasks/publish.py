@@ -75,7 +75,10 @@ def build_manifest(
     evaluation: EvaluationOutcome,
     decisions: list[GateDecision],
     output: dict[str, Any],
+    stage_runs: dict[str, str | None],
 ) -> dict[str, Any]:
+    """``stage_runs``: the MLflow run that computed each stage (an earlier flow run's, for a
+    stage reused from it)."""
     spec = read_spec(prepared.spec)
     return {
         "fairdistill_manifest": 1,
@@ -104,6 +107,8 @@ def build_manifest(
             "experiment_id": context.experiment_id,
             "run_id": context.parent_run_id,
             "models": {name: model.mlflow_model_uri for name, model in models.items()},
+            "stage_runs": stage_runs,
+            "reused_stages": reused_stages(context),
         },
         "prefect": {"flow_run_id": context.flow_run_id},
         "models": {
@@ -114,6 +119,13 @@ def build_manifest(
         "gates": [decision.as_dict() for decision in decisions],
         "output": output,
     }
+
+
+def reused_stages(context: StageContext) -> list[str]:
+    """The stages the flow reused from earlier runs, as it tagged its MLflow run."""
+    tags = mlflow.MlflowClient(context.tracking_uri).get_run(context.parent_run_id).data.tags
+    reused = tags.get("fairdistill.reused_stages", "none")
+    return [] if reused == "none" else reused.split(",")
 
 
 @task(name="publish", cache_policy=NO_CACHE, retries=0)
@@ -175,6 +187,14 @@ def publish(
             evaluation,
             decisions,
             output,
+            stage_runs={
+                "validate": validated.stage_run_id,
+                "prepare": prepared.stage_run_id,
+                "train_teacher": teacher.stage_run_id,
+                "distill_student": student.stage_run_id,
+                "generate": synthetic.stage_run_id,
+                "evaluate": evaluation.stage_run_id,
+            },
         )
         companions = {
             REPORT_FILE: report,

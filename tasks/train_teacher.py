@@ -9,7 +9,8 @@ from fairdistill.models.stages import TrainingHooks, fit_teacher
 from fairdistill.models.teacher import TeacherConfig
 from fairdistill.models.training import resolve_device
 from fairdistill.tasks.services.caching import STAGE_CACHE
-from fairdistill.tasks.services.model_store import EpochCheckpoint, log_encoder, save_module
+from fairdistill.tasks.services.epoch_checkpoint import EpochCheckpoint
+from fairdistill.tasks.services.model_store import log_encoder, save_module
 from fairdistill.tasks.services.retries import TRANSIENT_RETRIES
 from fairdistill.tasks.services.stage_outputs import (
     PreparedData,
@@ -39,7 +40,7 @@ def train_teacher(
     context: StageContext,
     prepared: PreparedData,
 ) -> TrainedModel:
-    with stage_run(context, "train_teacher"):
+    with stage_run(context, "train_teacher") as run:
         codec, table = load_training_table(prepared)
         placed = resolve_device(device)
         log_params({**flatten("teacher", settings), "device": str(placed)})
@@ -69,4 +70,10 @@ def train_teacher(
         log_metrics({key: float(value) for key, value in counts.items()})
         weights = save_module(context, "teacher", model)
         uri = log_encoder("teacher_encoder", model.encoder, serving_example(table, codec))
-        return TrainedModel(weights=weights, mlflow_model_uri=uri, **counts)
+        return TrainedModel(
+            weights=weights,
+            mlflow_model_uri=uri,
+            **counts,
+            resumed_from_epoch=checkpoint.resumed_from_epoch,
+            stage_run_id=run.info.run_id,
+        )

@@ -66,7 +66,7 @@ def validate(
     """
     logger = get_run_logger()
     data_path, spec_path = source.data_path, source.spec_path
-    with stage_run(context, "validate"):
+    with stage_run(context, "validate") as run:
         frame = read_table(data_path)
         recorded = InputSource(
             data_path=str(data_path), spec_path=str(spec_path), sha256=file_sha256(data_path)
@@ -87,6 +87,7 @@ def validate(
             spec=write_text(context.work_file("spec.yaml"), spec_to_yaml(checked.spec)),
             validation=write_json(context.work_file("validation.json"), checked.report.gx_result),
             rows=frame.height,
+            stage_run_id=run.info.run_id,
         )
 
 

@@ -81,14 +81,20 @@ def sample_input(tmp_path_factory: pytest.TempPathFactory, adult_sample: pl.Data
 
 
 @pytest.fixture(scope="session")
-def finished_run(sample_input: dict, tmp_path_factory: pytest.TempPathFactory):
-    """One real flow run (Prefect engine, MLflow SQLite store) shared by the slow tests."""
-    from fairdistill.flows.regenerate import regenerate_fair_dataset
+def finished_run_config(sample_input: dict, tmp_path_factory: pytest.TempPathFactory):
+    """The configuration of ``finished_run``: the Adult sample, few epochs, loose gates."""
     from fairdistill.models.config import RunConfig
 
     output = tmp_path_factory.mktemp("published")
     loose_gates = {"min_utility_ratio": None, "max_exact_copy_rate": None}
-    config = RunConfig.model_validate(
+    return RunConfig.model_validate(
         {**sample_input, **FAST_TRAINING, "output": str(output), "gates": loose_gates}
     )
-    return regenerate_fair_dataset(config), output
+
+
+@pytest.fixture(scope="session")
+def finished_run(finished_run_config):
+    """One real flow run (Prefect engine, MLflow SQLite store) shared by the slow tests."""
+    from fairdistill.flows.regenerate import regenerate_fair_dataset
+
+    return regenerate_fair_dataset(finished_run_config), Path(finished_run_config.output)

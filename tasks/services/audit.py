@@ -18,6 +18,7 @@ import mlflow
 import pyarrow.parquet as pq
 
 from fairdistill.models.errors import FairdistillError
+from fairdistill.tasks.services.tracking import REUSED_FROM_TAG
 
 MANIFEST_VERSION = 1
 
@@ -166,6 +167,45 @@ def _check_tracking(manifest: dict[str, Any], tracking_uri: str, result: Verific
         )
     else:
         result.passed(f"all {len(manifest['metrics'])} metrics match the MLflow record")
+    _check_stage_sources(client, manifest, result)
+
+
+def _check_stage_sources(
+    client: mlflow.MlflowClient, manifest: dict[str, Any], result: Verification
+) -> None:
+    """Each stage was computed by the MLflow run the manifest names, and that run FINISHED.
+
+    A stage reused from an earlier flow run is recorded in this run by a child run that
+    names the stage run that computed it and holds copies of its metrics: the copies must
+    match the originals.
+    """
+    for stage, source_id in manifest["mlflow"].get("stage_runs", {}).items():
+        child = _stage_run(client, manifest, stage)
+        if child is None:
+            result.mismatch(f"MLflow run {manifest['mlflow']['run_id']} has no {stage} stage run")
+            continue
+        recorded = child.data.tags.get(REUSED_FROM_TAG, child.info.run_id)
+        if recorded != source_id:
+            result.mismatch(
+                f"{stage}: the manifest names stage run {source_id}, MLflow records {recorded}"
+            )
+            continue
+        try:
+            source = client.get_run(source_id)
+        except mlflow.exceptions.MlflowException:
+            result.mismatch(f"{stage}: MLflow has no stage run {source_id}")
+            continue
+        if source.info.status != "FINISHED":
+            result.mismatch(f"{stage}: stage run {source_id} is {source.info.status}")
+        elif differing := differing_metrics(source.data.metrics, child.data.metrics):
+            result.mismatch(
+                f"{stage}: {len(differing)} metrics of the reused record differ from stage run "
+                f"{source_id}: {', '.join(differing[:5])}"
+            )
+        elif recorded != child.info.run_id:
+            result.passed(f"{stage} was reused from stage run {source_id}, whose record matches")
+        else:
+            result.passed(f"{stage} was computed by stage run {source_id}")
 
 
 def verify(manifest_path: str | Path, *, tracking_uri: str | None = None) -> Verification:

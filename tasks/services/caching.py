@@ -42,7 +42,10 @@ def _stable(value: Any) -> Any:
     if isinstance(value, Ref):
         return value.sha256
     if isinstance(value, BaseModel):
-        fields = {name: getattr(value, name) for name in type(value).model_fields}
+        # Provenance (which MLflow run computed an output, whether it resumed) is no input.
+        left_out = getattr(value, "NOT_IN_CACHE_KEY", frozenset())
+        names = [name for name in type(value).model_fields if name not in left_out]
+        fields = {name: getattr(value, name) for name in names}
         return {name: _stable(item) for name, item in fields.items()}
     if isinstance(value, dict):
         return {str(key): _stable(item) for key, item in value.items()}

@@ -1,6 +1,6 @@
 """Store trained modules as safetensors plus their architecture; log them to MLflow.
 
-Weights, priors and epoch checkpoints go wherever the run's work and checkpoint roots are
+Weights and priors go wherever the run's work and checkpoint roots are
 (a local folder or any fsspec URI): they are serialised to bytes here and written through
 :mod:`fairdistill.tasks.services.storage`, atomically on a local disk, as one object elsewhere.
 Reads check the sha256 recorded at write time before parsing a single byte.
@@ -13,7 +13,6 @@ from typing import Any
 import mlflow
 import numpy as np
 import torch
-from prefect.logging import get_run_logger
 from torch import Tensor, nn
 
 from fairdistill.models.architectures import module_from_state
@@ -25,13 +24,9 @@ from fairdistill.models.checkpoint import (
     verify_sha256,
 )
 from fairdistill.models.errors import CheckpointError
-from fairdistill.tasks.services.caching import stage_key
 from fairdistill.tasks.services.storage import (
     Ref,
-    exists,
-    join_uri,
     read_unverified,
-    remove,
     write_bytes,
 )
 from fairdistill.tasks.services.tracking import MODEL_REQUIREMENTS, StageContext
@@ -103,51 +98,3 @@ def log_encoder(name: str, encoder: nn.Module, example: Tensor) -> str:
         serialization_format="pt2",
     )
     return info.model_uri
-
-
-class EpochCheckpoint:
-    """The latest training state of a stage, saved after every epoch to resume after a crash.
-
-    The folder (local or any fsspec URI) is keyed by the stage's cache key, so only a rerun
-    with the same input, config and code resumes from it. A digest file written after the
-    checkpoint lets a resume refuse a checkpoint changed since (tampered with, or
-    half-copied).
-    """
-
-    def __init__(self, folder: str, stage: str) -> None:
-        self.stage = stage
-        self.uri = join_uri(folder, f"{stage}.safetensors")
-        self.digest_uri = join_uri(folder, f"{stage}.sha256")
-
-    @classmethod
-    def for_stage(cls, context: StageContext, stage: str, *inputs: Any) -> EpochCheckpoint:
-        """The checkpoint of ``stage`` run on ``inputs`` (its parameters, in order)."""
-        key = stage_key(stage, {str(index): value for index, value in enumerate(inputs)})
-        return cls(join_uri(context.checkpoint_root, key[:32]), stage)
-
-    def resume(self) -> dict[str, Tensor] | None:
-        """The saved state to continue from, if an earlier attempt left one."""
-        saved = self.load()
-        if saved is None:
-            return None
-        epoch, tensors = saved
-        get_run_logger().info("resuming %s after epoch %d", self.stage, epoch)
-        mlflow.log_param("resumed_after_epoch", epoch)
-        return tensors
-
-    def load(self) -> tuple[int, dict[str, Tensor]] | None:
-        # The digest is written last: without it, the checkpoint may be half-written.
-        digest = read_unverified(self.digest_uri)
-        if digest is None or not exists(self.uri):
-            return None
-        tensors, metadata = load_tensors(self.uri, digest.decode("utf-8").strip())
-        return int(metadata["epoch"]), tensors
-
-    def save(self, epoch: int, tensors: dict[str, Tensor]) -> None:
-        stored = write_bytes(self.uri, state_to_bytes(tensors, {"epoch": epoch}))
-        write_bytes(self.digest_uri, stored.sha256.encode("utf-8"))
-
-    def clear(self) -> None:
-        # Digest first: a crash in between leaves a checkpoint that is never resumed from.
-        remove(self.digest_uri)
-        remove(self.uri)

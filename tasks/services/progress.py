@@ -24,6 +24,8 @@ class ProgressListener(Protocol):
 
     def stage_failed(self, stage: str, *, seconds: float) -> None: ...
 
+    def stage_resumed(self, stage: str, *, epoch: int) -> None: ...
+
     def epoch_finished(
         self, stage: str, *, epoch: int, epochs: int, metrics: dict[str, float]
     ) -> None: ...
@@ -65,6 +67,11 @@ def stage_finished(stage: str, *, seconds: float, reused: bool) -> None:
 
 def stage_failed(stage: str, *, seconds: float) -> None:
     _deliver("stage_failed", stage, seconds=seconds)
+
+
+def stage_resumed(stage: str, *, epoch: int) -> None:
+    """The stage continues from the checkpoint saved after epoch ``epoch`` (counted from 1)."""
+    _deliver("stage_resumed", stage, epoch=epoch)
 
 
 def epoch_finished(stage: str, *, epoch: int, epochs: int, metrics: dict[str, float]) -> None:

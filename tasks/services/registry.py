@@ -1,6 +1,8 @@
 """The model registry: every published run's generator is a model version; aliases pick one.
 
 ``candidate`` moves automatically when a run passes its quality gates and is published;
+a run whose generator is identical to a registered version's (an unchanged rerun: same
+weights, codec, prior, code and gate results) reuses that version instead of adding one.
 ``champion`` moves only when a person runs ``fairdistill promote`` and gives a reason.
 Consumers load ``models:/fairdistill-<dataset>@champion`` and never see a version nobody
 approved.
@@ -14,11 +16,14 @@ a line once written is never changed.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+import hashlib
 import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -32,6 +37,7 @@ from pydantic import BaseModel, ConfigDict
 from fairdistill.models.config import RunConfig
 from fairdistill.models.errors import RegistryError
 from fairdistill.models.gates import GateDecision
+from fairdistill.tasks.services.caching import code_fingerprint
 from fairdistill.tasks.services.generator_model import log_generator, sensitive_group_counts
 from fairdistill.tasks.services.stage_outputs import (
     PreparedData,
@@ -40,13 +46,18 @@ from fairdistill.tasks.services.stage_outputs import (
     load_training_table,
 )
 from fairdistill.tasks.services.storage import Ref, read_bytes
-from fairdistill.tasks.services.tracking import MODEL_REQUIREMENTS, StageContext
+from fairdistill.tasks.services.tracking import (
+    MODEL_REQUIREMENTS,
+    StageContext,
+    one_process_at_a_time,
+)
 
 CANDIDATE = "candidate"
 CHAMPION = "champion"
 APPROVALS_FILE = "approvals.jsonl"
 GENERATOR_ARTIFACT = "generator"
 FOLDER_TAG = "fairdistill.published_folder"
+GENERATOR_DIGEST_TAG = "fairdistill.generator_sha256"
 _NOT_IN_A_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -58,6 +69,8 @@ class RegisteredVersion(BaseModel):
     model: str
     version: int
     alias: str
+    # True: an earlier run registered this very generator; its version was reused.
+    reused: bool = False
 
 
 class AliasMove(BaseModel):
@@ -98,12 +111,99 @@ def register_candidate(
     synthetic: SyntheticData,
     decisions: list[GateDecision],
 ) -> RegisteredVersion:
-    """Register the generator of a published run as a new version, alias ``candidate``.
+    """Make the generator of a published run the ``candidate``: a new version, or the one
+    an earlier run registered for an identical generator.
 
-    Call inside the publish stage's MLflow run, which becomes the version's source run,
+    Call inside the publish stage's MLflow run, which becomes a new version's source run,
     after the run folder is written: the alias moves only to a version whose data exists.
     """
     name = registered_model_name(config.dataset_label)
+    digest = generator_digest(prepared, teacher, student, synthetic, decisions)
+    client = mlflow.MlflowClient(context.tracking_uri)
+    # Two identical runs finishing together must not both find no version and add two.
+    with _registering(context.tracking_uri):
+        version = identical_version(client, name, digest)
+        reused = version is not None
+        if version is None:
+            version = _register_version(name, prepared, teacher, student, synthetic)
+            tags = {
+                GENERATOR_DIGEST_TAG: digest,
+                FOLDER_TAG: str(folder),
+                "fairdistill.run_name": run_name,
+                "fairdistill.parent_run_id": context.parent_run_id,
+                **_gate_tags(decisions),
+            }
+            for key, value in tags.items():
+                client.set_model_version_tag(name, str(version), key, value)
+        if alias_holder(client, name, CANDIDATE) != version:
+            why = "its generator is identical to this version's" if reused else "was published"
+            move_alias(
+                client,
+                name,
+                CANDIDATE,
+                version,
+                reason=f"run {run_name} passed its quality gates and {why}",
+                actor=current_user(),
+            )
+    mlflow.set_tags(
+        {
+            "fairdistill.registry.model": name,
+            "fairdistill.registry.version": str(version),
+            "fairdistill.registry.reused": str(reused).lower(),
+        }
+    )
+    return RegisteredVersion(model=name, version=version, alias=CANDIDATE, reused=reused)
+
+
+def generator_digest(
+    prepared: PreparedData,
+    teacher: TrainedModel,
+    student: TrainedModel,
+    synthetic: SyntheticData,
+    decisions: list[GateDecision],
+) -> str:
+    """What makes a registered version what it is: its files, code and gate results."""
+    payload = {
+        "teacher": teacher.weights.sha256,
+        "student": student.weights.sha256,
+        "codec": prepared.codec.sha256,
+        "prior": synthetic.prior.sha256 if synthetic.prior else None,
+        # The generator keeps the training rows' sensitive group counts.
+        "train": prepared.train.sha256,
+        "code": code_fingerprint(),
+        "requirements": MODEL_REQUIREMENTS,
+        "gates": [decision.as_dict() for decision in decisions],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def identical_version(client: mlflow.MlflowClient, name: str, digest: str) -> int | None:
+    """The oldest version registered with ``digest`` whose audit log can still be written."""
+    try:
+        versions = client.search_model_versions(
+            f"name = '{name}' and tags.`{GENERATOR_DIGEST_TAG}` = '{digest}'"
+        )
+    except MlflowException as error:
+        if error.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise
+        return None
+    # Moving an alias appends to the version's approvals.jsonl: a version whose published
+    # folder is gone cannot take the alias again, so a new one is registered instead.
+    usable = [
+        int(version.version)
+        for version in versions
+        if version.tags.get(FOLDER_TAG) and os.access(version.tags[FOLDER_TAG], os.W_OK)
+    ]
+    return min(usable) if usable else None
+
+
+def _register_version(
+    name: str,
+    prepared: PreparedData,
+    teacher: TrainedModel,
+    student: TrainedModel,
+    synthetic: SyntheticData,
+) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         files = _copy_verified(
             Path(scratch),
@@ -122,29 +222,32 @@ def register_candidate(
             requirements=[f"fairdistill=={metadata.version('fairdistill')}", *MODEL_REQUIREMENTS],
             registered_model_name=name,
         )
-    version = int(info.registered_model_version)
-    client = mlflow.MlflowClient(context.tracking_uri)
-    tags = {
-        FOLDER_TAG: str(folder),
-        "fairdistill.run_name": run_name,
-        "fairdistill.parent_run_id": context.parent_run_id,
+    return int(info.registered_model_version)
+
+
+def _gate_tags(decisions: list[GateDecision]) -> dict[str, str]:
+    return {
         "fairdistill.gates": "passed" if decisions else "none set",
         **{
             f"fairdistill.gate.{d.gate}.{d.metric}": json.dumps(d.as_dict(), sort_keys=True)
             for d in decisions
         },
     }
-    for key, value in tags.items():
-        client.set_model_version_tag(name, str(version), key, value)
-    move_alias(
-        client,
-        name,
-        CANDIDATE,
-        version,
-        reason=f"run {run_name} passed its quality gates and was published",
-        actor=current_user(),
-    )
-    return RegisteredVersion(model=name, version=version, alias=CANDIDATE)
+
+
+@contextlib.contextmanager
+def _registering(tracking_uri: str) -> Iterator[None]:
+    """One registration at a time on a local SQLite store (a file lock beside it).
+
+    A tracking server offers no lock: two identical runs finishing at the same moment on
+    different machines may still register the same generator twice.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    store = Path(tracking_uri.removeprefix("sqlite:///"))
+    with one_process_at_a_time(store.parent / f".{store.name}.registry.lock"):
+        yield
 
 
 def _copy_verified(folder: Path, refs: dict[str, Ref]) -> dict[str, Path]:

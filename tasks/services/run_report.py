@@ -49,7 +49,7 @@ from fairdistill.tasks.services.stage_outputs import (
     read_spec,
 )
 from fairdistill.tasks.services.storage import read_bytes, read_json, write_text
-from fairdistill.tasks.services.tracking import StageContext
+from fairdistill.tasks.services.tracking import REUSED_FROM_TAG, StageContext
 from fairdistill.tasks.services.training_record import (
     HISTORY_ARTIFACT,
     LATENT_ARTIFACT_FOLDER,
@@ -151,7 +151,7 @@ def gather_report_data(inputs: RunInputs, decisions: list[GateDecision]) -> Repo
 
 
 def _sample_grids(generate_run_id: str | None) -> list[SampleGrid]:
-    """The image grids the generate stage logged (image datasets only; none when reused)."""
+    """The image grids the generate stage logged (image datasets only)."""
     if generate_run_id is None:
         return []
     client = mlflow.MlflowClient()
@@ -256,6 +256,7 @@ def _provenance(
 
 
 def _stage_runs(context: StageContext) -> dict[str, str]:
+    """The MLflow run that computed each stage: an earlier flow run's for a reused stage."""
     runs = mlflow.search_runs(
         experiment_ids=[context.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{context.parent_run_id}'",
@@ -263,7 +264,10 @@ def _stage_runs(context: StageContext) -> dict[str, str]:
         output_format="list",
     )
     return {
-        run.data.tags.get("fairdistill.stage", run.info.run_name): run.info.run_id for run in runs
+        run.data.tags.get("fairdistill.stage", run.info.run_name): run.data.tags.get(
+            REUSED_FROM_TAG, run.info.run_id
+        )
+        for run in runs
     }
 
 

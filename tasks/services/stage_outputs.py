@@ -8,6 +8,8 @@ checking its digest first.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import yaml
 from pydantic import BaseModel, ConfigDict
@@ -24,13 +26,26 @@ class _Output(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class _StageOutput(_Output):
+    """What a stage returns; it names the MLflow run of the stage that computed it.
+
+    A stage reused from an earlier flow run hands on that run's output, so its
+    ``stage_run_id`` says where the work was done and recorded. That is provenance, not
+    content: fields named in ``NOT_IN_CACHE_KEY`` stay out of later stages' cache keys.
+    """
+
+    NOT_IN_CACHE_KEY: ClassVar[frozenset[str]] = frozenset({"stage_run_id"})
+
+    stage_run_id: str | None = None
+
+
 class InputSource(_Output):
     data_path: str
     spec_path: str
     sha256: str
 
 
-class ValidatedInput(_Output):
+class ValidatedInput(_StageOutput):
     """The validated table (parquet in the run folder) and its completed spec."""
 
     source: InputSource
@@ -40,7 +55,7 @@ class ValidatedInput(_Output):
     rows: int
 
 
-class PreparedData(_Output):
+class PreparedData(_StageOutput):
     train: Ref
     test: Ref
     codec: Ref
@@ -49,20 +64,25 @@ class PreparedData(_Output):
     test_rows: int
 
 
-class TrainedModel(_Output):
+class TrainedModel(_StageOutput):
+    NOT_IN_CACHE_KEY: ClassVar[frozenset[str]] = frozenset({"stage_run_id", "resumed_from_epoch"})
+
     weights: Ref
     mlflow_model_uri: str
     parameters: int
     encoder_parameters: int
+    # The epoch (counted from 1) whose checkpoint the training continued from; None: it
+    # trained from the first epoch.
+    resumed_from_epoch: int | None = None
 
 
-class SyntheticData(_Output):
+class SyntheticData(_StageOutput):
     table: Ref
     prior: Ref | None
     rows: int
 
 
-class EvaluationOutcome(_Output):
+class EvaluationOutcome(_StageOutput):
     metrics: dict[str, float]
     headline: dict[str, float]
     results: Ref

@@ -78,6 +78,29 @@ def remove(uri: str) -> None:
         filesystem.rm_file(path)
 
 
+def list_names(folder: str) -> list[str]:
+    """The names of the files directly in ``folder``, sorted; none when it does not exist."""
+    filesystem, path = _filesystem(folder)
+    try:
+        entries = filesystem.ls(path, detail=True)
+    except FileNotFoundError:
+        return []
+    return sorted(
+        str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
+        for entry in entries
+        if entry.get("type") == "file"
+    )
+
+
+def move(source: str, target: str) -> None:
+    """Move the file at ``source`` to ``target`` (a rename on a local disk)."""
+    filesystem, path = _filesystem(source)
+    _, target_path = _filesystem(target)
+    if _is_local(source):
+        Path(target_path).parent.mkdir(parents=True, exist_ok=True)
+    filesystem.mv(path, target_path)
+
+
 def write_bytes(uri: str, data: bytes) -> Ref:
     """Write atomically where the filesystem allows it (local: temp file, then rename)."""
     if _is_local(uri):

@@ -6,6 +6,7 @@ import fcntl
 import os
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,9 +14,18 @@ from typing import Any
 
 import mlflow
 import torch
-from mlflow.entities import RunStatus
+from mlflow.entities import Metric, Param, Run, RunStatus
+from prefect.context import TaskRunContext
 from pydantic import BaseModel, ConfigDict
 from threadpoolctl import threadpool_limits
+
+from fairdistill.tasks.services.orphans import FLOW_RUN_TAG, TASK_RUN_TAG, process_tags
+
+# On the child run that stands for a reused stage: the stage run that computed the output.
+REUSED_FROM_TAG = "fairdistill.reused_from_run"
+# MLflow's limits on one log_batch call.
+_PARAMS_PER_BATCH = 100
+_METRICS_PER_BATCH = 1000
 
 # Requirements recorded with logged models; passing them explicitly spares MLflow a slow
 # environment inference on every log_model call.
@@ -43,7 +53,7 @@ class StageContext(BaseModel):
 
 
 @contextmanager
-def _one_process_at_a_time(lock_file: Path) -> Iterator[None]:
+def one_process_at_a_time(lock_file: Path) -> Iterator[None]:
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     with lock_file.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -57,7 +67,7 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_root: Path) -> str:
     mlflow.set_tracking_uri(tracking_uri)
     # Two first runs started at once would both create the SQLite store's tables (one
     # fails: "table ... already exists") and both create the experiment: take turns.
-    with _one_process_at_a_time(artifact_root.parent / ".tracking-setup.lock"):
+    with one_process_at_a_time(artifact_root.parent / ".tracking-setup.lock"):
         experiment = mlflow.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
@@ -126,8 +136,13 @@ def stage_threads(threads: int) -> Iterator[None]:
 @contextmanager
 def _child_run(context: StageContext, stage: str) -> Iterator[mlflow.ActiveRun]:
     tags = {"fairdistill.stage": stage, "fairdistill.worker": worker_identity()}
+    # Who runs the stage, so that a later flow can prove it dead if it never ends.
+    tags |= process_tags()
     if context.flow_run_id:
-        tags["prefect.flow_run_id"] = context.flow_run_id
+        tags[FLOW_RUN_TAG] = context.flow_run_id
+    task_run = TaskRunContext.get()
+    if task_run is not None:
+        tags[TASK_RUN_TAG] = str(task_run.task_run.id)
     run = mlflow.start_run(
         run_name=stage,
         experiment_id=context.experiment_id,
@@ -165,3 +180,54 @@ def record_failure(run_id: str, error: BaseException) -> None:
     """Keep the reason on the run, so the MLflow UI says why it FAILED."""
     reason = f"{type(error).__name__}: {error}"[:5000]
     mlflow.MlflowClient().set_tag(run_id, "fairdistill.failure", reason)
+
+
+def record_reused_stage(context: StageContext, stage: str, source_run_id: str | None) -> str:
+    """Record a stage the flow reused as a child run of its parent; return that run's id.
+
+    The parent run of a flow that reused every stage would otherwise hold no stage runs,
+    and nothing in its record would back the metrics its manifest publishes. The child run
+    holds the parameters and the latest metrics of ``source_run_id``, the stage run that
+    computed the reused output, and names it (tag ``fairdistill.reused_from_run``); the
+    artifacts, epoch histories and models stay with that run.
+    """
+    client = mlflow.MlflowClient(context.tracking_uri)
+    tags = {
+        "mlflow.parentRunId": context.parent_run_id,
+        "fairdistill.stage": stage,
+        REUSED_FROM_TAG: source_run_id or "unknown",
+        **process_tags(),
+    }
+    if context.flow_run_id:
+        tags[FLOW_RUN_TAG] = context.flow_run_id
+    source = _run_or_none(client, source_run_id)
+    if source is not None:
+        tags["fairdistill.reused_from_parent_run"] = source.data.tags.get("mlflow.parentRunId", "")
+    run = client.create_run(context.experiment_id, run_name=f"{stage} (reused)", tags=tags)
+    run_id = run.info.run_id
+    if source is not None:
+        _copy_values(client, run_id, source.data.params, source.data.metrics)
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+    return run_id
+
+
+def _run_or_none(client: mlflow.MlflowClient, run_id: str | None) -> Run | None:
+    """The run, or None when this store has none by that id (``verify`` then says so)."""
+    if run_id is None:
+        return None
+    try:
+        return client.get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def _copy_values(
+    client: mlflow.MlflowClient, run_id: str, params: dict[str, str], metrics: dict[str, float]
+) -> None:
+    stamp = int(time.time() * 1000)
+    param_list = [Param(key, value) for key, value in sorted(params.items())]
+    metric_list = [Metric(key, value, stamp, 0) for key, value in sorted(metrics.items())]
+    for start in range(0, len(param_list), _PARAMS_PER_BATCH):
+        client.log_batch(run_id, params=param_list[start : start + _PARAMS_PER_BATCH])
+    for start in range(0, len(metric_list), _METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=metric_list[start : start + _METRICS_PER_BATCH])

@@ -55,3 +55,15 @@ def test_no_display_for_schedulers_or_pipes() -> None:
     assert isinstance(live_stages_if_interactive(enabled=False), nullcontext)
     # Under pytest Prefect's console writes to a capture, not a terminal.
     assert isinstance(live_stages_if_interactive(enabled=True), nullcontext)
+
+
+def test_a_resumed_stage_says_from_which_epoch_to_the_end() -> None:
+    console, stream = terminal()
+    with live_stages(console):
+        progress.stage_started("train_teacher")
+        progress.stage_resumed("train_teacher", epoch=5)
+        for epoch in range(5, 8):
+            progress.epoch_finished("train_teacher", epoch=epoch, epochs=8, metrics={"loss": 1.0})
+        progress.stage_finished("train_teacher", seconds=2.0, reused=False)
+    final = ANSI.sub("", stream.getvalue()).split("\r")[-1]
+    assert "epoch 8/8 · loss 1.0000 · resumed from epoch 5" in final

@@ -1,5 +1,6 @@
 """Killed during training, a rerun resumes from the last epoch checkpoint and ends
-byte-identical to a run that was never interrupted; completed stages are reused."""
+byte-identical to a run that was never interrupted; completed stages are reused, the
+summary says where training resumed, and the killed run's MLflow runs end as KILLED."""
 
 from __future__ import annotations
 
@@ -64,18 +65,24 @@ def input_folder(tmp_path_factory: pytest.TempPathFactory, adult_sample: pl.Data
     return folder
 
 
+def summary_of(stdout: str) -> dict:
+    return json.loads(stdout[stdout.index("{") :])
+
+
 def published_digest(stdout: str) -> tuple[str, dict]:
-    summary = json.loads(stdout[stdout.index("{") :])
+    summary = summary_of(stdout)
     manifest = json.loads(Path(summary["published"]["manifest"]).read_text())
     return summary["published"]["sha256"], manifest["metrics"]
 
 
-def resumed_after_epoch(home: Path) -> int:
+def runs_of(home: Path, filter_string: str = "") -> list[mlflow.entities.Run]:
     client = mlflow.MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
-    runs = client.search_runs(
-        [e.experiment_id for e in client.search_experiments()],
-        filter_string="tags.`fairdistill.stage` = 'train_teacher'",
-    )
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(experiments, filter_string=filter_string)
+
+
+def resumed_after_epoch(home: Path) -> int:
+    runs = runs_of(home, "tags.`fairdistill.stage` = 'train_teacher'")
     resumed = [
         int(run.data.params["resumed_after_epoch"])
         for run in runs
@@ -88,7 +95,7 @@ def resumed_after_epoch(home: Path) -> int:
 def wait_for_checkpoint(home: Path, process: subprocess.Popen, timeout: float) -> Path:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = list((home / "checkpoints").glob("*/train_teacher.sha256"))
+        found = list((home / "checkpoints").glob("*/train_teacher.epoch-*.sha256"))
         if found:
             return found[0]
         assert process.poll() is None, "the run ended before writing a checkpoint"
@@ -128,10 +135,22 @@ def test_killed_training_resumes_to_identical_output(input_folder: Path, tmp_pat
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     # Epochs count from 0: the rerun picked up mid-training, not from scratch or the end.
-    assert 0 <= resumed_after_epoch(killed_home) < EPOCHS - 1
+    after = resumed_after_epoch(killed_home)
+    assert 0 <= after < EPOCHS - 1
+    # The summary counts epochs from 1, as the live display does.
+    stages = {stage["stage"]: stage for stage in summary_of(resumed.stdout)["stages"]}
+    assert stages["train_teacher"]["resumed_from_epoch"] == after + 1
+    assert stages["validate"]["reused"] and stages["validate"]["resumed_from_epoch"] is None
+    # The killed run's flow and teacher runs were left RUNNING; the rerun ended them.
+    assert runs_of(killed_home, "attributes.status = 'RUNNING'") == []
+    killed = runs_of(killed_home, "attributes.status = 'KILLED'")
+    assert sorted(run.data.tags["fairdistill.stage"] for run in killed) == ["flow", "train_teacher"]
+    for run in killed:
+        assert f"its process (pid {victim.pid}) is gone" in run.data.tags["fairdistill.failure"]
+    assert "ended 2 MLflow run(s) left RUNNING by a killed run" in resumed.stderr
     straight_sha, straight_metrics = published_digest(straight.stdout)
     resumed_sha, resumed_metrics = published_digest(resumed.stdout)
     assert resumed_sha == straight_sha
     assert resumed_metrics == straight_metrics
     # The finished stage cleared its checkpoint: nothing stale is left to resume from.
-    assert not list((killed_home / "checkpoints").glob("*/train_teacher.safetensors"))
+    assert not list((killed_home / "checkpoints").glob("*/train_teacher.*safetensors"))

@@ -450,6 +450,7 @@ def test_the_dataset_is_published_with_manifest_and_audit_log(
         "model": MODEL,
         "version": int(candidate.version),
         "alias": CANDIDATE,
+        "reused": False,
     }
     (move,) = read_audit_log(folder / APPROVALS_FILE)
     assert (move.alias, move.to_version, move.from_version) == (

@@ -52,6 +52,19 @@ def test_edited_companions_and_metrics_are_caught(published_copy: Path) -> None:
     assert any("tstr.gradient_boosting.auroc" in m for m in mismatches)
 
 
+def test_each_stage_is_traced_to_the_run_that_computed_it(published_copy: Path) -> None:
+    checks = verify(published_copy).checks
+    assert any(check.startswith("evaluate was computed by stage run") for check in checks)
+    manifest = json.loads(published_copy.read_text())
+    computed = manifest["mlflow"]["stage_runs"]["train_teacher"]
+    manifest["mlflow"]["stage_runs"]["train_teacher"] = "0" * 32
+    published_copy.write_text(json.dumps(manifest))
+    assert (
+        f"train_teacher: the manifest names stage run {'0' * 32}, MLflow records {computed}"
+        in verify(published_copy).mismatches
+    )
+
+
 def test_the_cli_exits_non_zero_on_a_mismatch(published_copy: Path) -> None:
     runner = CliRunner()
     assert runner.invoke(app, ["verify", str(published_copy)]).exit_code == 0

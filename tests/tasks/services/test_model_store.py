@@ -1,4 +1,4 @@
-"""Weights, priors and epoch checkpoints stored on any fsspec URI, checked when read back."""
+"""Weights and priors stored on any fsspec URI, checked when read back."""
 
 from __future__ import annotations
 
@@ -9,17 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from fairdistill.models.checkpoint import load_arrays, load_state, save_state, state_to_bytes
+from fairdistill.models.checkpoint import load_arrays, load_state, save_state
 from fairdistill.models.errors import CheckpointError
 from fairdistill.models.networks import MLPEncoder
 from fairdistill.tasks.services.model_store import (
-    EpochCheckpoint,
     load_arrays_from,
     load_module,
     save_arrays_to,
     save_module,
 )
-from fairdistill.tasks.services.storage import Ref, exists, join_uri, read_bytes
+from fairdistill.tasks.services.storage import join_uri, read_bytes
 from fairdistill.tasks.services.tracking import StageContext
 
 
@@ -81,39 +80,3 @@ def test_a_prior_round_trips_and_reads_like_a_local_array_file(
     local = tmp_path / "prior.safetensors"
     local.write_bytes(read_bytes(ref))
     assert np.array_equal(load_arrays(local, ref.sha256)[0]["means"], arrays["means"])
-
-
-def test_an_epoch_checkpoint_on_memory_saves_loads_and_clears(memory_root: str) -> None:
-    checkpoint = EpochCheckpoint(join_uri(memory_root, "checkpoints", "key"), "train_teacher")
-    assert checkpoint.load() is None
-    tensors = {"weight": torch.arange(4.0)}
-    checkpoint.save(0, {"weight": torch.zeros(4)})
-    checkpoint.save(1, tensors)
-    epoch, loaded = checkpoint.load()  # type: ignore[misc]
-    assert epoch == 1 and torch.equal(loaded["weight"], tensors["weight"])
-    checkpoint.clear()
-    assert checkpoint.load() is None
-    assert not exists(checkpoint.uri) and not exists(checkpoint.digest_uri)
-
-
-def test_a_checkpoint_changed_after_its_digest_is_refused(memory_root: str) -> None:
-    checkpoint = EpochCheckpoint(join_uri(memory_root, "checkpoints", "key"), "distill_student")
-    checkpoint.save(3, {"weight": torch.ones(2)})
-    with fsspec.open(checkpoint.uri, "wb") as stream:
-        stream.write(state_to_bytes({"weight": torch.zeros(2)}, {"epoch": 3}))
-    with pytest.raises(CheckpointError) as caught:
-        checkpoint.load()
-    assert caught.value.rule == "checkpoint-sha256"
-
-
-def test_checkpoints_are_keyed_by_input_under_the_checkpoint_root(memory_root: str) -> None:
-    context = context_on(memory_root)
-    train = Ref(uri=join_uri(memory_root, "train.parquet"), sha256="a" * 64)
-    first = EpochCheckpoint.for_stage(context, "train_teacher", train)
-    moved = EpochCheckpoint.for_stage(
-        context, "train_teacher", train.model_copy(update={"uri": "x"})
-    )
-    changed = EpochCheckpoint.for_stage(context, "train_teacher", Ref(uri="x", sha256="b" * 64))
-    assert first.uri.startswith(f"{memory_root}/checkpoints/")
-    assert first.uri.endswith("/train_teacher.safetensors")
-    assert first.uri == moved.uri != changed.uri

@@ -29,6 +29,7 @@ from fairdistill.tasks.services.registry import (
     CANDIDATE,
     CHAMPION,
     FOLDER_TAG,
+    RegisteredVersion,
     alias_holder,
     promote,
     read_audit_log,
@@ -41,6 +42,8 @@ from fairdistill.tasks.services.tracking import StageContext
 
 ROWS = 400
 PASSED_GATE = GateDecision("max_exact_copy_rate", "privacy.exact_copy_rate", "<=", 0.05, 0.0, True)
+OTHER_GATE = GateDecision("min_coverage", "fidelity.coverage", ">=", 0.5, 0.9, True)
+PASSED = (PASSED_GATE,)
 
 
 @dataclass(frozen=True)
@@ -121,8 +124,19 @@ def run_files(tmp_path_factory: pytest.TempPathFactory, adult_sample: pl.DataFra
     )
 
 
-def publish_version(store: Store, run_files: RunFiles, folder: Path) -> int:
+def publish_version(
+    store: Store,
+    run_files: RunFiles,
+    folder: Path,
+    gates: tuple[GateDecision, ...] = (PASSED_GATE,),
+) -> int:
     """What publish does once the run folder exists: register inside the publish run."""
+    return publish(store, run_files, folder, gates).version
+
+
+def publish(
+    store: Store, run_files: RunFiles, folder: Path, gates: tuple[GateDecision, ...]
+) -> RegisteredVersion:
     folder.mkdir(parents=True)
     with mlflow.start_run(experiment_id=store.experiment_id) as parent:
         context = StageContext(
@@ -142,16 +156,19 @@ def publish_version(store: Store, run_files: RunFiles, folder: Path) -> int:
                 run_files.teacher,
                 run_files.student,
                 run_files.synthetic,
-                [PASSED_GATE],
+                list(gates),
             )
     assert registered.alias == CANDIDATE
-    return registered.version
+    return registered
 
 
 @pytest.fixture(scope="module")
 def two_versions(store: Store, run_files: RunFiles) -> tuple[str, int, int]:
     first = publish_version(store, run_files, store.root / "published" / "first")
-    second = publish_version(store, run_files, store.root / "published" / "second")
+    # Other gate results make another generator record: a new version.
+    second = publish_version(
+        store, run_files, store.root / "published" / "second", (PASSED_GATE, OTHER_GATE)
+    )
     return registered_model_name("train"), first, second
 
 
@@ -349,3 +366,28 @@ def test_cli_promote_prints_the_move_and_exits_2_on_a_bad_request(
     assert read_audit_log(version_folder(model, first) / APPROVALS_FILE)[-1].actor == "bob"
     assert refused.exit_code == 2
     assert "no registered model named 'fairdistill-nope'" in refused.output
+
+
+# Last: it moves the candidate alias, which the tests above rely on.
+def test_an_unchanged_rerun_reuses_its_version_and_takes_the_alias_back(
+    store: Store, run_files: RunFiles, two_versions: tuple[str, int, int]
+) -> None:
+    model, first, second = two_versions
+    client = mlflow.MlflowClient()
+    versions_before = len(client.search_model_versions(f"name = '{model}'"))
+
+    again = publish(store, run_files, store.root / "published" / "again", (PASSED_GATE,))
+    once_more = publish(store, run_files, store.root / "published" / "once-more", (PASSED_GATE,))
+
+    assert (again.version, again.reused) == (first, True)
+    assert (once_more.version, once_more.reused) == (first, True)
+    assert len(client.search_model_versions(f"name = '{model}'")) == versions_before
+    # The candidate moved back to the reused version once, recorded in its audit log.
+    moves = read_audit_log(version_folder(model, first) / APPROVALS_FILE)
+    assert [(m.alias, m.from_version, m.to_version) for m in moves[-1:]] == [
+        (CANDIDATE, second, first)
+    ]
+    assert "identical" in moves[-1].reason
+    assert not (store.root / "published" / "again" / APPROVALS_FILE).exists()
+    publish_run = client.get_run(client.get_model_version(model, str(first)).run_id)
+    assert publish_run.data.tags["fairdistill.registry.reused"] == "false"
