@@ -127,17 +127,48 @@ def test_non_utf8_header(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "content", "label"),
+    ("name", "content"),
     [
-        ("semicolon.csv", "age;sex;income\n30;F;1\n", "';'"),
-        ("tabs.csv", "age\tsex\n30\tF\n", "tabs"),
-        ("commas.tsv", "age,sex\n30,F\n", "','"),
+        ("semicolon.csv", "age;sex;income\n30;F;1\n41;M;2\n"),
+        ("tabs.csv", "age\tsex\tincome\n30\tF\t1\n41\tM\t2\n"),
+        ("commas.tsv", "age,sex,income\n30,F,1\n41,M,2\n"),
+        ("pipes.csv", "age|sex|income\n30|F|1\n41|M|2\n"),
     ],
 )
-def test_wrong_separator(tmp_path: Path, name: str, content: str, label: str) -> None:
-    error = read_error(write(tmp_path / name, content))
+def test_a_plainly_other_separator_is_detected(tmp_path: Path, name: str, content: str) -> None:
+    expected = pl.DataFrame({"age": [30, 41], "sex": ["F", "M"], "income": [1, 2]})
+    assert read_table(write(tmp_path / name, content)).equals(expected)
+
+
+def test_the_separator_given_is_never_second_guessed(tmp_path: Path) -> None:
+    path = write(tmp_path / "semicolon.csv", "age;sex;income\n30;F;1\n")
+    error = read_error(path, separator=",")
     assert error.rule == "input-separator"
-    assert f"looks separated by {label}" in error.message
+    assert "looks separated by ';', not by ',' (the separator given)" in error.message
+    assert "--separator ';'" in str(error.hint) and "separator: ';'" in str(error.hint)
+
+
+def test_a_header_that_splits_no_way_plainly_is_refused(tmp_path: Path) -> None:
+    # ';' and '|' both split every line alike: which one the file uses cannot be told.
+    path = write(tmp_path / "odd.csv", "age;sex|income\n30;F|1\n")
+    error = read_error(path)
+    assert error.rule == "input-separator" and "--separator" in str(error.hint)
+
+
+@pytest.mark.parametrize("separator", [";;", "\n", '"', "§"])
+def test_a_separator_must_be_one_plain_character(tmp_path: Path, separator: str) -> None:
+    error = read_error(write(tmp_path / "t.csv", "a;b\n1;2\n"), separator=separator)
+    assert error.rule == "input-separator" and "one character" in error.message
+
+
+def test_decimal_commas_of_a_semicolon_file_are_numbers(tmp_path: Path) -> None:
+    path = write(tmp_path / "eu.csv", "income;age;town\n1234,5;30;Lyon\n-2,25;41;Nice\n7;50;Metz\n")
+    frame = read_table(path)
+    assert frame.get_column("income").to_list() == [1234.5, -2.25, 7.0]
+    assert frame.get_column("town").to_list() == ["Lyon", "Nice", "Metz"]
+    # With numbers written with a point as well, nothing is reinterpreted.
+    mixed = write(tmp_path / "mixed.csv", "a;b\n1,5;2.5\n3,5;1.0\n")
+    assert read_table(mixed).get_column("a").to_list() == ["1,5", "3,5"]
 
 
 def test_single_column_without_separators_is_fine(tmp_path: Path) -> None:
