@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from fairdistill.models.errors import SpecError
+from fairdistill.models.schema_problems import SchemaProblem, first_problem
 
 ColumnType = Literal["categorical", "continuous", "integer"]
 ColumnRole = Literal["feature", "ignore"]
@@ -47,6 +48,8 @@ IDENTIFIER_LAST_WORDS = frozenset(
     {"id", "ids", "uuid", "guid", "key", "number", "no", "nr", "code", "name", "email", "phone"}
 )
 TODO_PLACEHOLDER = "TODO"
+# How the reason of a column left out as an identifier begins (ColumnSpec.reason).
+IDENTIFIER_REASON = "identifier"
 
 
 class _Strict(BaseModel):
@@ -69,19 +72,56 @@ class ColumnSpec(_Strict):
     )
 
 
+# YAML reads `1`, `1.5` and `yes` as a number or a boolean; labels are compared as the text
+# of the column's values, so such scalars become text here and are matched against the
+# column's own spelling of them once the data is known (see align_labels).
+_TRUE_WORDS = frozenset({"true", "yes", "y", "on"})
+_FALSE_WORDS = frozenset({"false", "no", "n", "off"})
+
+
+def label_text(value: object) -> object:
+    """A YAML scalar as label text: ``1`` -> ``"1"``, ``True`` -> ``"true"``; others as given."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _labels_text(value: object) -> object:
+    if isinstance(value, list | tuple):
+        return [label_text(item) for item in value]
+    return label_text(value)
+
+
 class TargetSpec(_Strict):
     column: str
-    positive: str = Field(description="The label value counted as the favourable outcome.")
+    positive: str = Field(
+        description="The label value counted as the favourable outcome; a number or a "
+        "boolean is matched against the column's values (`positive: 1` for a 0/1 column)."
+    )
     classes: tuple[str, ...] | None = Field(
         default=None, description="All label values; binary targets only for now."
     )
+
+    @field_validator("positive", "classes", mode="before")
+    @classmethod
+    def _labels_as_text(cls, value: object) -> object:
+        return _labels_text(value)
 
 
 class SensitiveAttribute(_Strict):
     column: str
     privileged: tuple[str, ...] = Field(
-        min_length=1, description="Values of the privileged group; every other value is the rest."
+        min_length=1,
+        description="Values of the privileged group; every other value is the rest. Numbers "
+        "and booleans are matched against the column's values (`privileged: [1]`).",
     )
+
+    @field_validator("privileged", mode="before")
+    @classmethod
+    def _labels_as_text(cls, value: object) -> object:
+        return _labels_text(value)
 
 
 class ImageSpec(_Strict):
@@ -148,6 +188,13 @@ class DatasetSpec(_Strict):
         default=None,
         description=f"A column holding '{SPLIT_TRAIN}' or '{SPLIT_TEST}' per row: the data's "
         "own train/test split, used instead of a random one. Never modelled.",
+    )
+    separator: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1,
+        description="The column separator of the CSV file this spec describes (e.g. ';'); "
+        "default: the one its header shows. The command's --separator wins.",
     )
 
     @model_validator(mode="before")
@@ -255,21 +302,39 @@ def parse_spec(raw: object, *, source: str = "<spec>") -> DatasetSpec:
     try:
         return DatasetSpec.model_validate(raw)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "spec"
-        missing = first["type"] == "missing"
-        message = (
-            f"The dataset spec lacks the required field '{where}'"
-            if missing
-            else f"The dataset spec field '{where}' is invalid: {first['msg']}"
+        raise _spec_schema_error(first_problem(error, DatasetSpec), source) from error
+
+
+def _spec_schema_error(problem: SchemaProblem, source: str) -> SpecError:
+    where = problem.where or "spec"
+    if problem.kind == "unknown":
+        guess = f" (did you mean '{problem.suggestion}'?)" if problem.suggestion else ""
+        hint = (
+            f"rename '{problem.leaf}' to '{problem.suggestion}'"
+            if problem.suggestion
+            else f"remove '{problem.leaf}'; the keys allowed there are "
+            f"{', '.join(problem.valid_keys)}"
         )
-        raise SpecError(
-            message,
+        return SpecError(
+            f"The dataset spec has an unknown key '{where}'{guess}",
+            file=source,
+            rule="spec-unknown-key",
+            hint=hint,
+        )
+    if problem.kind == "missing":
+        return SpecError(
+            f"The dataset spec lacks the required field '{where}'",
             file=source,
             rule="spec-schema",
             hint="the target (column, positive) and at least one sensitive attribute "
             "(column, privileged) cannot be inferred and must be given",
-        ) from error
+        )
+    return SpecError(
+        f"The dataset spec field '{where}' is invalid: {problem.message}",
+        file=source,
+        rule="spec-schema",
+        hint=f"fix '{where}' in the spec; data/adult/spec.yaml shows every field in use",
+    )
 
 
 def todo_placeholders(raw: object, where: str = "") -> list[str]:
@@ -345,7 +410,72 @@ def complete_spec(spec: DatasetSpec, frame: pl.DataFrame, *, source: str = "<dat
         skip={spec.target.column, *spec.sensitive_columns, *split},
         max_categories=spec.max_categories,
     )
-    return spec.model_copy(update={"columns": columns})
+    return align_labels(spec, frame).model_copy(update={"columns": columns})
+
+
+def align_labels(spec: DatasetSpec, frame: pl.DataFrame) -> DatasetSpec:
+    """The spec with its label values spelt as the data spells them.
+
+    Labels are compared as the text of a column's values. ``positive: 1`` reads as ``"1"``,
+    which a float column writes ``"1.0"``, and ``positive: yes`` (a YAML boolean) as
+    ``"true"``, which a text column may write ``"yes"``: each such value is replaced by the
+    one value of the column that means the same. A value the column does not hold at all
+    is left as written, for validation to report.
+    """
+    target = spec.target
+    values = _label_values(frame, target.column)
+    aligned_target = target.model_copy(
+        update={
+            "positive": _aligned(target.positive, values),
+            "classes": tuple(_aligned(c, values) for c in target.classes)
+            if target.classes
+            else None,
+        }
+    )
+    sensitive = tuple(
+        attribute.model_copy(
+            update={
+                "privileged": tuple(
+                    _aligned(value, _label_values(frame, attribute.column))
+                    for value in attribute.privileged
+                )
+            }
+        )
+        for attribute in spec.sensitive
+    )
+    return spec.model_copy(update={"target": aligned_target, "sensitive": sensitive})
+
+
+def _label_values(frame: pl.DataFrame, column: str) -> list[str]:
+    series = frame.get_column(column).drop_nulls().unique().cast(pl.String)
+    return sorted(series.drop_nulls().to_list())
+
+
+def _aligned(label: str, values: list[str]) -> str:
+    if label in values:
+        return label
+    same = [value for value in values if _same_label(label, value)]
+    return same[0] if len(same) == 1 else label
+
+
+def _same_label(label: str, value: str) -> bool:
+    """``1`` and ``1.0``, or a YAML boolean (``true``) and ``Yes``: one value written two
+    ways. Text the spec quotes is matched as written: ``"Yes"`` is not ``yes``."""
+    number, other = _as_number(label), _as_number(value)
+    if number is not None and other is not None:
+        return number == other
+    if label == "true":
+        return value.lower() in _TRUE_WORDS
+    if label == "false":
+        return value.lower() in _FALSE_WORDS
+    return False
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def infer_columns(
@@ -388,9 +518,9 @@ def ignore_reason(series: pl.Series, *, max_categories: int = DEFAULT_MAX_CATEGO
         all_distinct = rows > 0 and distinct == rows
         nearly_distinct = rows >= NEAR_UNIQUE_MIN_ROWS and distinct >= NEAR_UNIQUE_SHARE * rows
         if (all_distinct or nearly_distinct) and looks_like_identifier_name(series.name):
-            return f"identifier: {counts}, named like an id"
+            return f"{IDENTIFIER_REASON}: {counts}, named like an id"
         if all_distinct and rows >= MONOTONIC_MIN_ROWS and _monotonic(series):
-            return f"identifier: {counts}, in increasing or decreasing order"
+            return f"{IDENTIFIER_REASON}: {counts}, in increasing or decreasing order"
     if not dtype.is_numeric() and distinct > max_categories:
         return (
             f"too many categories: {counts} (max_categories: {max_categories}); free text, "

@@ -84,7 +84,7 @@ def test_load_spec_reports_bad_yaml(tmp_path: Path) -> None:
             "repeat",
         ),
         ({**MINIMAL, "sensitive": [{"column": "sex", "privileged": []}]}, "spec-schema", "sens"),
-        ({**MINIMAL, "extra_field": 1}, "spec-schema", "extra_field"),
+        ({**MINIMAL, "extra_field": 1}, "spec-unknown-key", "extra_field"),
     ],
 )
 def test_parse_spec_turns_schema_problems_into_one_error(raw: object, rule: str, words: str):
@@ -249,3 +249,84 @@ def test_completed_spec_round_trips_through_yaml_with_reasons() -> None:
     raw_columns = yaml.safe_load(text)["columns"]
     assert "reason" in raw_columns["id"]
     assert "reason" not in raw_columns["age"]  # None is left out
+
+
+# ---------------------------------------------------------------- labels as YAML writes them
+
+
+def test_yaml_numbers_and_booleans_are_labels_as_text() -> None:
+    """Issue 16 item 2: ``positive: 1`` and ``privileged: [1]`` are not refused."""
+    spec = parse_spec(
+        yaml.safe_load(
+            "name: bar\ntarget: {column: passed, positive: 1, classes: [0, 1]}\n"
+            "sensitive:\n  - {column: group, privileged: [1, true]}\n"
+        )
+    )
+    assert spec.target.positive == "1" and spec.target.classes == ("0", "1")
+    assert spec.sensitive[0].privileged == ("1", "true")
+
+
+@pytest.mark.parametrize(
+    ("values", "written", "matched"),
+    [
+        (pl.Series([0, 1, 1]), 1, "1"),
+        (pl.Series([0.0, 1.0, 1.0]), 1, "1.0"),
+        (pl.Series([False, True, True]), True, "true"),
+        (pl.Series(["no", "yes", "yes"]), True, "yes"),  # `positive: yes`, unquoted
+        (pl.Series(["N", "Y", "Y"]), False, "N"),
+        (pl.Series(["0", "1", "1"]), 1, "1"),
+        (pl.Series(["no", "yes"]), "Yes", "Yes"),  # quoted text is matched as written
+        (pl.Series([0, 2, 2]), 1, "1"),  # absent: left for validation to report
+    ],
+)
+def test_labels_are_matched_against_the_columns_values(
+    values: pl.Series, written: object, matched: str
+) -> None:
+    raw = {
+        "name": "t",
+        "target": {"column": "y", "positive": written},
+        "sensitive": [{"column": "s", "privileged": [written]}],
+    }
+    frame = pl.DataFrame({"y": values, "s": values, "x": [1.5] * values.len()})
+    completed = complete_spec(parse_spec(raw), frame)
+    assert completed.target.positive == matched
+    assert completed.sensitive[0].privileged == (matched,)
+
+
+# ---------------------------------------------------------------- misspelt keys
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "suggestion"),
+    [
+        ({"colums": {}}, "colums", "columns"),
+        ({"target": {"column": "approved", "postive": "yes"}}, "target.postive", "positive"),
+        (
+            {"sensitive": [{"column": "sex", "privilegd": ["m"]}]},
+            "sensitive.0.privilegd",
+            "privileged",
+        ),
+        ({"columns": {"age": {"tpye": "integer"}}}, "columns.age.tpye", "type"),
+        ({"min_row": 5}, "min_row", "min_rows"),
+    ],
+)
+def test_an_unknown_key_is_named_with_the_closest_valid_one(
+    changes: dict, key: str, suggestion: str | None
+) -> None:
+    """Issue 16 item 7: ``colums:`` is named, and ``columns`` suggested."""
+    raw = {**MINIMAL, **changes}
+    with pytest.raises(SpecError) as caught:
+        parse_spec(raw, source="s.yaml")
+    error = caught.value
+    assert error.rule == "spec-unknown-key" and f"unknown key '{key}'" in error.message
+    if suggestion:
+        assert f"did you mean '{suggestion}'?" in error.message
+        assert f"to '{suggestion}'" in str(error.hint)
+    assert "target (column, positive)" not in str(error.hint)
+
+
+def test_an_unknown_key_far_from_any_lists_the_valid_ones() -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec({**MINIMAL, "zzz": 1})
+    assert "did you mean" not in caught.value.message
+    assert "name, description, modality" in str(caught.value.hint)
