@@ -1,7 +1,13 @@
 """Validation of an input table against its spec: the Great Expectations suite and
 fairdistill's own checks, reported together."""
 
-from fairdistill.models.validation.frame import column_warnings, validate_frame
+from fairdistill.models.validation.frame import (
+    CheckedTable,
+    check_table,
+    column_warnings,
+    own_check_failures,
+    validate_frame,
+)
 from fairdistill.models.validation.report import (
     CHECK_ALL_NULL,
     CHECK_CELL_ROWS,
@@ -10,8 +16,10 @@ from fairdistill.models.validation.report import (
     CHECK_NUMERIC_TEXT,
     CHECK_SENSITIVE_GROUPS,
     CHECK_TARGET_CLASSES,
+    CHECK_UNTYPED_MIXED,
     ValidationFailure,
     ValidationReport,
+    raise_for_failure_list,
     raise_for_failures,
     report_to_markdown,
 )
@@ -25,10 +33,15 @@ __all__ = [
     "CHECK_NUMERIC_TEXT",
     "CHECK_SENSITIVE_GROUPS",
     "CHECK_TARGET_CLASSES",
+    "CHECK_UNTYPED_MIXED",
+    "CheckedTable",
     "ValidationFailure",
     "ValidationReport",
     "build_expectation_suite",
+    "check_table",
     "column_warnings",
+    "own_check_failures",
+    "raise_for_failure_list",
     "raise_for_failures",
     "report_to_markdown",
     "validate_frame",

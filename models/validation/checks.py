@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from fairdistill.models.spec import DatasetSpec
+from fairdistill.models.spec import IDENTIFIER_REASON, DatasetSpec
 from fairdistill.models.validation.report import (
     CHECK_ALL_NULL,
     CHECK_CELL_ROWS,
@@ -19,6 +19,7 @@ from fairdistill.models.validation.report import (
     CHECK_NUMERIC_TEXT,
     CHECK_SENSITIVE_GROUPS,
     CHECK_TARGET_CLASSES,
+    CHECK_UNTYPED_MIXED,
     MAX_EXAMPLES,
     ValidationFailure,
     distinct_examples,
@@ -75,6 +76,47 @@ def numeric_text_failures(
         )
         for name, (count, examples) in text_examples.items()
     ]
+
+
+# A column the spec gives no type, stored as text, whose values are numbers but for a few
+# ('unknown', '?', 'n/a') is refused rather than read as categories. Read as categories, it
+# would be published as something else than what it holds (every number a category, or
+# the whole column left out as free text) without anyone being told, while the same values
+# in a column declared numeric are refused: the verdict must not depend on whether the
+# spec happens to name the column. A few text values among numbers are nearly always
+# typos or a missing-value marker; the error shows them and the one-line fix either way.
+MOSTLY_NUMBERS_SHARE = 0.9
+
+
+def untyped_mixed_failures(
+    frame: pl.DataFrame, given: DatasetSpec, completed: DatasetSpec
+) -> list[ValidationFailure]:
+    """Columns without a type in ``given`` that are nearly all numbers, some text: features,
+    and those left out as free text for their many distinct values (numbers have many)."""
+    failures = []
+    for name, column in completed.columns.items():
+        declared = given.columns.get(name)
+        if declared is not None and (declared.type is not None or declared.role == "ignore"):
+            continue
+        identifier = column.role == "ignore" and (column.reason or "").startswith(IDENTIFIER_REASON)
+        if identifier or frame.schema[name] != pl.String:
+            continue
+        values = frame.get_column(name).drop_nulls()
+        text = values.filter(values.cast(pl.Float64, strict=False).is_null())
+        numbers = values.len() - text.len()
+        if not text.len() or numbers < MOSTLY_NUMBERS_SHARE * values.len():
+            continue
+        failures.append(
+            ValidationFailure(
+                check=CHECK_UNTYPED_MIXED,
+                column=name,
+                unexpected_count=text.len(),
+                examples=distinct_examples(text),
+                message=f"column '{name}' has no type in the spec and holds numbers in "
+                f"{rows_text(numbers)} but text in {rows_text(text.len())}",
+            )
+        )
+    return failures
 
 
 def all_null_failures(as_null: pl.DataFrame, spec: DatasetSpec) -> list[ValidationFailure]:

@@ -14,6 +14,8 @@ FAIRDISTILL_CHECK_PREFIX = "fairdistill."
 
 CHECK_NUMERIC_TEXT = f"{FAIRDISTILL_CHECK_PREFIX}numeric_column_holds_text"
 
+CHECK_UNTYPED_MIXED = f"{FAIRDISTILL_CHECK_PREFIX}untyped_column_mixes_numbers_and_text"
+
 CHECK_ALL_NULL = f"{FAIRDISTILL_CHECK_PREFIX}column_all_null"
 
 CHECK_NON_FINITE = f"{FAIRDISTILL_CHECK_PREFIX}numeric_values_finite"
@@ -39,6 +41,9 @@ HINTS: dict[str, str] = {
     "against the labels the data uses",
     CHECK_NUMERIC_TEXT: "remove the text values, write missing values as empty fields, or "
     "declare the column categorical in the spec",
+    CHECK_UNTYPED_MIXED: "write missing values as empty fields and remove the other text so "
+    "the column reads as numbers, or give the column a type in the spec (columns: {<column>: "
+    "{type: categorical}} keeps every value as a category)",
     CHECK_ALL_NULL: "drop the column or give it role: ignore in the spec",
     CHECK_NON_FINITE: "replace NaN and infinite values by real values or empty fields",
     CHECK_TARGET_CLASSES: "the target must hold exactly two labels: merge or filter the "
@@ -110,18 +115,24 @@ def _escape_cell(text: str) -> str:
 
 def raise_for_failures(report: ValidationReport, source: str) -> None:
     """Raise one :class:`DataValidationError` naming the first failed check, if any."""
-    if report.success:
+    if not report.success:
+        raise_for_failure_list(report.failures, source)
+
+
+def raise_for_failure_list(failures: list[ValidationFailure], source: str) -> None:
+    """Raise one :class:`DataValidationError` naming the first of ``failures``, if any."""
+    if not failures:
         return
-    first = report.failures[0]
+    first = failures[0]
     examples = f" (e.g. {', '.join(first.examples[:3])})" if first.examples else ""
-    more = len(report.failures) - 1
+    more = len(failures) - 1
     others = f"; {more} more check{'s' if more != 1 else ''} failed" if more else ""
     raise DataValidationError(
         f"The data failed validation: {first.message}{examples}{others}",
         file=source,
         column=first.column,
         rule=first.check,
-        hint=HINTS.get(first.check, DEFAULT_HINT),
+        hint=HINTS.get(first.check, DEFAULT_HINT).replace("<column>", first.column or "NAME"),
     )
 
 

@@ -5,11 +5,9 @@ its JSON result turned into failures a user can act on."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import great_expectations as gx
 import polars as pl
-from great_expectations.data_context.types.base import ProgressBarsConfig
 
 from fairdistill.models.spec import SPLIT_TEST, SPLIT_TRAIN, ColumnSpec, DatasetSpec
 from fairdistill.models.validation.report import (
@@ -19,12 +17,23 @@ from fairdistill.models.validation.report import (
     rows_text,
 )
 
+if TYPE_CHECKING:
+    import great_expectations as gx
+
 NUMERIC_TYPES = ("integer", "continuous")
+
+
+def _gx() -> Any:
+    """Great Expectations, imported on first use: it takes 2-4 s on two cores, and the
+    command line refuses most bad inputs with fairdistill's own checks before that."""
+    import great_expectations
+
+    return great_expectations
 
 
 def build_expectation_suite(spec: DatasetSpec, name: str) -> gx.ExpectationSuite:
     """The GX suite of a completed spec (every column typed, see ``complete_spec``)."""
-    E = gx.expectations
+    E = _gx().expectations
     expectations: list[Any] = [
         E.ExpectTableRowCountToBeBetween(
             min_value=spec.min_rows, notes=f"min_rows: {spec.min_rows} in the spec"
@@ -50,11 +59,11 @@ def build_expectation_suite(spec: DatasetSpec, name: str) -> gx.ExpectationSuite
     for column, column_spec in spec.columns.items():
         if column_spec.role == "feature":
             expectations += _feature_expectations(column, column_spec)
-    return gx.ExpectationSuite(name=name, expectations=expectations)
+    return _gx().ExpectationSuite(name=name, expectations=expectations)
 
 
 def _target_expectations(spec: DatasetSpec) -> list[Any]:
-    E = gx.expectations
+    E = _gx().expectations
     target = spec.target
     found = [
         E.ExpectColumnValuesToNotBeNull(column=target.column, notes="every row needs a label"),
@@ -76,7 +85,7 @@ def _target_expectations(spec: DatasetSpec) -> list[Any]:
 
 
 def _feature_expectations(column: str, column_spec: ColumnSpec) -> list[Any]:
-    E = gx.expectations
+    E = _gx().expectations
     found: list[Any] = []
     if column_spec.nullable is False:
         found.append(
@@ -101,7 +110,9 @@ def named_columns(spec: DatasetSpec) -> list[str]:
 
 
 def run_suite(frame: pl.DataFrame, suite: gx.ExpectationSuite) -> dict[str, Any]:
-    context = gx.get_context(mode="ephemeral")
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = _gx().get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     asset = context.data_sources.add_pandas("input").add_dataframe_asset("table")
     batch = asset.add_batch_definition_whole_dataframe("whole table").get_batch(
@@ -198,8 +209,8 @@ def missing_columns_report(
     frame: pl.DataFrame, spec: DatasetSpec, source: str, started: float
 ) -> ValidationReport:
     """Columns the spec names are absent: only the table-level checks can run."""
-    E = gx.expectations
-    suite = gx.ExpectationSuite(
+    E = _gx().expectations
+    suite = _gx().ExpectationSuite(
         name=f"fairdistill.{spec.name}",
         expectations=[
             E.ExpectTableRowCountToBeBetween(min_value=spec.min_rows),

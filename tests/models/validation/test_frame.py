@@ -9,7 +9,7 @@ import pytest
 
 from fairdistill.data import bundled_dataset
 from fairdistill.models.errors import DataValidationError
-from fairdistill.models.spec import DatasetSpec, complete_spec, load_spec
+from fairdistill.models.spec import ColumnSpec, DatasetSpec, complete_spec, load_spec
 from fairdistill.models.tables import read_table
 from fairdistill.models.validation import (
     CHECK_ALL_NULL,
@@ -19,8 +19,10 @@ from fairdistill.models.validation import (
     CHECK_NUMERIC_TEXT,
     CHECK_SENSITIVE_GROUPS,
     CHECK_TARGET_CLASSES,
+    CHECK_UNTYPED_MIXED,
     ValidationReport,
     build_expectation_suite,
+    own_check_failures,
     raise_for_failures,
     report_to_markdown,
     validate_frame,
@@ -199,6 +201,41 @@ def test_text_in_a_numeric_column(sample: pl.DataFrame, adult_spec: DatasetSpec)
     failure = only_failure(report, CHECK_NUMERIC_TEXT, "fnlwgt")
     assert failure.unexpected_count == 3 and failure.examples == ["n/a"]
     assert len(report.failures) == 1  # no GX range check crashing on text
+
+
+def test_text_among_numbers_in_an_untyped_column_is_refused_too(
+    sample: pl.DataFrame, adult_spec: DatasetSpec
+) -> None:
+    """Issue 16 item 4: a column the spec gives no type, 9 text values among 2,000 numbers,
+    is refused as a declared numeric one is, instead of becoming a categorical."""
+    untyped = adult_spec.model_copy(
+        update={"columns": {k: v for k, v in adult_spec.columns.items() if k != "fnlwgt"}}
+    )
+    frame = with_values(sample.with_columns(pl.col("fnlwgt").cast(pl.String)), "fnlwgt", 9, "?")
+    report = validate_frame(frame, untyped, "x.csv")
+    failure = only_failure(report, CHECK_UNTYPED_MIXED, "fnlwgt")
+    assert failure.unexpected_count == 9 and failure.examples == ["?"]
+    assert "holds numbers in 1991 rows but text in 9 rows" in failure.message
+    with pytest.raises(DataValidationError) as caught:
+        raise_for_failures(report, "x.csv")
+    assert "columns: {fnlwgt: {type: categorical}}" in str(caught.value.hint)
+    # Declared categorical, the same values are categories; mostly text, they are anyway.
+    typed = untyped.model_copy(
+        update={"columns": {**untyped.columns, "fnlwgt": ColumnSpec(type="categorical")}}
+    )
+    assert not [f for f in validate_frame(frame, typed, "x.csv").failures if f.column == "fnlwgt"]
+    codes = with_values(frame, "fnlwgt", 1900, "code")
+    assert not [f for f in validate_frame(codes, untyped, "x.csv").failures if f.column == "fnlwgt"]
+
+
+def test_own_checks_find_the_first_failure_without_the_suite(
+    sample: pl.DataFrame, adult_spec: DatasetSpec
+) -> None:
+    frame = with_values(sample.with_columns(pl.col("fnlwgt").cast(pl.String)), "fnlwgt", 3, "n/a")
+    own = own_check_failures(frame, adult_spec, "x.csv")
+    full = validate_frame(frame, adult_spec, "x.csv")
+    assert [(f.check, f.column) for f in own] == [(CHECK_NUMERIC_TEXT, "fnlwgt")]
+    assert (full.failures[0].check, full.failures[0].column) == (CHECK_NUMERIC_TEXT, "fnlwgt")
 
 
 def test_missing_column_stops_at_the_schema(sample: pl.DataFrame, adult_spec: DatasetSpec) -> None:
