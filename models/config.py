@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fairdistill.data import BUNDLED_DATASETS, bundled_dataset, bundled_run_defaults
-from fairdistill.models.errors import ConfigError
+from fairdistill.data import BUNDLED_DATASETS, bundled_run_defaults
 from fairdistill.models.gates import GateConfig
+from fairdistill.models.inputs import SEPARATOR_DESCRIPTION, InputFiles, resolve_input
 from fairdistill.models.student import StudentConfig
 from fairdistill.models.teacher import TeacherConfig
 
@@ -69,6 +69,9 @@ class RunConfig(_Frozen):
     )
     data: str | None = Field(default=None, description="Path of the user's CSV or parquet file.")
     spec: str | None = Field(default=None, description="Path of the dataset spec (YAML).")
+    separator: str | None = Field(
+        default=None, min_length=1, max_length=1, description=SEPARATOR_DESCRIPTION
+    )
     output: str | None = Field(
         default=None, description="Folder that receives one subfolder per published run."
     )
@@ -134,7 +137,7 @@ class RunConfig(_Frozen):
 
     @property
     def input_files(self) -> InputFiles:
-        return resolve_input(self.dataset, self.data, self.spec)
+        return resolve_input(self.dataset, self.data, self.spec, self.separator)
 
     @property
     def rows_to_sample(self) -> int | None:
@@ -153,33 +156,13 @@ def fill_unset(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any
     return filled
 
 
-class InputFiles(_Frozen):
-    """The table a run reads and the spec that describes it."""
-
-    data_path: Path
-    spec_path: Path
-
-
-def resolve_input(
-    dataset: str | None, data: str | Path | None, spec: str | Path | None
-) -> InputFiles:
-    """The user's table and spec when given, else the files of the bundled ``dataset``."""
-    if data is not None:
-        if spec is None:
-            raise ConfigError(
-                "A data file needs its spec",
-                file=str(data),
-                rule="data-needs-spec",
-                hint="pass --spec; write one with 'fairdistill inspect DATA' and edit it",
-            )
-        return InputFiles(data_path=Path(data).resolve(), spec_path=Path(spec).resolve())
-    if dataset not in BUNDLED_DATASETS:
-        raise ConfigError(
-            f"There is no bundled dataset named '{dataset}' "
-            f"(available: {', '.join(BUNDLED_DATASETS)})",
-            rule="bundled-dataset-exists",
-            hint=f"use one of {', '.join(BUNDLED_DATASETS)}, or pass the path of your own "
-            "parquet or CSV file with its spec",
-        )
-    bundled = bundled_dataset(dataset)
-    return InputFiles(data_path=bundled.data_path, spec_path=bundled.spec_path)
+__all__ = [
+    "MAX_GENERATED_ROWS",
+    "EvaluateConfig",
+    "GenerateConfig",
+    "InputFiles",
+    "PrepareConfig",
+    "RunConfig",
+    "fill_unset",
+    "resolve_input",
+]

@@ -22,7 +22,7 @@ from fairdistill.models.evaluation.image import evaluate_images
 from fairdistill.models.generation import sample_from_prior, transform_rows
 from fairdistill.models.modality import Codec, build_teacher, fit_codec
 from fairdistill.models.prior import GaussianMixturePrior
-from fairdistill.models.spec import DatasetSpec, complete_spec
+from fairdistill.models.spec import DatasetSpec
 from fairdistill.models.splitting import split_table
 from fairdistill.models.student import StudentConfig, distill_student
 from fairdistill.models.teacher import (
@@ -33,25 +33,13 @@ from fairdistill.models.teacher import (
     train_teacher,
 )
 from fairdistill.models.training import CheckpointCallback, EpochCallback
-from fairdistill.models.validation import ValidationReport, validate_frame
+from fairdistill.models.validation import CheckedTable as CheckedTable
+from fairdistill.models.validation import check_table as check_table
 
 # ------------------------------------------------------------------------------ validate
 
-
-@dataclass(frozen=True)
-class CheckedTable:
-    """The input's spec completed from the data, and what the validation suite found."""
-
-    spec: DatasetSpec
-    report: ValidationReport
-
-
-def check_table(frame: pl.DataFrame, spec: DatasetSpec, *, source: str) -> CheckedTable:
-    """Complete ``spec`` from ``frame`` and run the validation suite on it (never raises
-    for a failed check: the caller records the report first, then refuses the data)."""
-    completed = complete_spec(spec, frame, source=source)
-    return CheckedTable(spec=completed, report=validate_frame(frame, completed, source=source))
-
+# check_table, the validate step, is defined with the validation checks (imported above):
+# the command line runs it without importing the model code.
 
 # ------------------------------------------------------------------------------- prepare
 

@@ -16,12 +16,12 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.logging import get_run_logger
 
-from fairdistill.models.config import InputFiles
 from fairdistill.models.errors import ConfigError, FairdistillError
+from fairdistill.models.inputs import InputFiles, read_input
 from fairdistill.models.modality import fit_codec
-from fairdistill.models.spec import DatasetSpec, load_spec, spec_to_yaml
+from fairdistill.models.spec import DatasetSpec, spec_to_yaml
 from fairdistill.models.stages import check_table
-from fairdistill.models.tables import file_sha256, read_table
+from fairdistill.models.tables import file_sha256
 from fairdistill.models.validation import ValidationReport, raise_for_failures, report_to_markdown
 from fairdistill.tasks.services.caching import STAGE_CACHE
 from fairdistill.tasks.services.stage_outputs import InputSource, ValidatedInput
@@ -67,11 +67,11 @@ def validate(
     logger = get_run_logger()
     data_path, spec_path = source.data_path, source.spec_path
     with stage_run(context, "validate") as run:
-        frame = read_table(data_path)
+        frame, spec = read_input(source)
         recorded = InputSource(
             data_path=str(data_path), spec_path=str(spec_path), sha256=file_sha256(data_path)
         )
-        checked = check_table(frame, load_spec(spec_path), source=str(data_path))
+        checked = check_table(frame, spec, source=str(data_path))
         log_input(frame, checked.spec, recorded)
         log_report(checked.report)
         for warning in checked.report.warnings:
