@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from fairdistill.models.config import RunConfig
 from fairdistill.models.errors import QualityGateError
-from fairdistill.models.gates import GateDecision, evaluate_gates
+from fairdistill.models.gates import GateDecision, evaluate_gates, gate_miss_hint
 from fairdistill.models.reporting.model_card import render_model_card
 from fairdistill.tasks.services.provenance import (
     code_version,
@@ -172,9 +172,8 @@ def publish(
             raise QualityGateError(
                 "Not published: " + "; ".join(decision.describe() for decision in failed),
                 rule="quality-gates",
-                hint=f"inspect the report ('fairdistill report {context.parent_run_id}' writes "
-                "it as HTML), then adjust the fairness weight, the training length or the gate "
-                "thresholds in the config",
+                hint=f"read the report ('fairdistill report {context.parent_run_id}' writes it "
+                f"as HTML); {gate_miss_hint(failed)}",
             )
         data = read_bytes(synthetic.table)
         output = {"file": DATA_FILE, "sha256": sha256_bytes(data), "rows": synthetic.rows}

@@ -86,7 +86,11 @@ def finished_run_config(sample_input: dict, tmp_path_factory: pytest.TempPathFac
     from fairdistill.models.config import RunConfig
 
     output = tmp_path_factory.mktemp("published")
-    loose_gates = {"min_utility_ratio": None, "max_exact_copy_rate": None}
+    loose_gates = {
+        "min_utility_ratio": None,
+        "max_exact_copy_excess": None,
+        "max_dcr_share_below_holdout_p5": None,
+    }
     return RunConfig.model_validate(
         {**sample_input, **FAST_TRAINING, "output": str(output), "gates": loose_gates}
     )

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from fairdistill.models.gates import GATE_MEANINGS, needs_text
+
 # Raised when a stored report no longer matches these classes; older files are refused
 # rather than half-rendered.
 REPORT_SCHEMA_VERSION = 1
@@ -19,6 +21,9 @@ REPORT_SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
 class GateResult:
+    """A gate's verdict as the report shows it; a gate relative to real data also holds
+    its baseline (what real held-out rows score) and the allowance above it."""
+
     gate: str
     metric: str
     comparison: str
@@ -26,6 +31,19 @@ class GateResult:
     value: float
     passed: bool
     margin: float
+    baseline_metric: str | None = None
+    baseline: float | None = None
+    allowance: float | None = None
+
+    @property
+    def needs(self) -> str:
+        return needs_text(
+            self.comparison, self.threshold, self.baseline_metric, self.baseline, self.allowance
+        )
+
+    @property
+    def meaning(self) -> str:
+        return GATE_MEANINGS.get(self.gate, "")
 
 
 @dataclass(frozen=True)

@@ -242,8 +242,8 @@ def _verdict(report: ReportData) -> str:
     published = f"<p>Published to <code>{_text(where)}</code>.</p>" if where and not failed else ""
     misses = "".join(
         f"<li>{_text(gate.gate)}: <code>{_text(gate.metric)}</code> = {_number(gate.value, 4)}, "
-        f"needs {_text(gate.comparison)} {_number(gate.threshold, 4)} "
-        f"(missed by {_number(abs(gate.margin), 4)})</li>"
+        f"needs {_text(gate.needs)} (missed by {_number(abs(gate.margin), 4)}): "
+        f"{_text(gate.meaning)}</li>"
         for gate in failed
     )
     return (
@@ -286,15 +286,16 @@ def _gate_table(report: ReportData) -> str:
         [
             _td(gate.gate),
             _td(gate.metric),
-            _td(f"{gate.comparison} {_number(gate.threshold, 4)}"),
+            _td(gate.needs),
             _cell(gate.value, 4),
             _td("pass", "pass")
             if gate.passed
             else _td(f"FAIL (by {_number(abs(gate.margin), 4)})", "fail"),
+            _td(gate.meaning),
         ]
         for gate in report.gates
     ]
-    return _table(["gate", "metric", "needs", "value", "decision"], rows)
+    return _table(["gate", "metric", "needs", "value", "decision", "what it checks"], rows)
 
 
 def _contents() -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from fairdistill.models.evaluation.fairness import grouping_names
 from fairdistill.models.evaluation.protocols import PROTOCOLS
-from fairdistill.models.gates import GateDecision, gated_family
+from fairdistill.models.gates import GATE_MEANINGS, GateDecision, gated_family
 from fairdistill.models.reporting.content import FIDELITY_SUMMARY, PRIVACY_SUMMARY
 from fairdistill.models.reporting.data import ReportData
 from fairdistill.models.spec import DatasetSpec
@@ -166,17 +166,25 @@ def render_gate_markdown(decisions: list[GateDecision]) -> str:
         [
             d.gate,
             d.metric,
-            f"{d.comparison} {d.threshold:.3f}",
+            d.needs,
             f"{d.value:.4f}",
             "pass" if d.passed else f"FAIL (by {abs(d.margin):.4f})",
         ]
         for d in decisions
+    ]
+    meanings = [
+        f"- {d.gate}: {GATE_MEANINGS[d.gate]}" for d in decisions if d.gate in GATE_MEANINGS
     ]
     return "\n".join(
         [
             f"## Verdict: quality gates {verdict}",
             "",
             *_table(["gate", "metric", "threshold", "value", "decision"], rows),
+            "",
+            "Each gate is a key of the run configuration (`gates.<gate>`); a privacy gate "
+            "relative to real data needs the real held-out rows' own score plus an allowance.",
+            "",
+            *dict.fromkeys(meanings),
             "",
         ]
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from fairdistill.models.gates import gated_family
+from fairdistill.models.gates import gated_family, needs_text
 
 CRITERION_WHY = {
     "demographic_parity": (
@@ -64,10 +64,20 @@ def _gates(manifest: dict[str, Any]) -> list[str]:
     if not gates:
         return ["No quality gate was configured."]
     return [
-        f"- {gate['gate']}: {gate['metric']} = {gate['value']:.4f} (needs {gate['comparison']} "
-        f"{gate['threshold']}) — {'passed' if gate['passed'] else 'failed'}"
+        f"- {gate['gate']}: {gate['metric']} = {gate['value']:.4f} (needs {_needs(gate)}) — "
+        f"{'passed' if gate['passed'] else 'failed'}"
         for gate in gates
     ]
+
+
+def _needs(gate: dict[str, Any]) -> str:
+    return needs_text(
+        gate["comparison"],
+        gate["threshold"],
+        gate.get("baseline_metric"),
+        gate.get("baseline"),
+        gate.get("allowance"),
+    )
 
 
 def render_model_card(manifest: dict[str, Any]) -> str:

@@ -180,6 +180,9 @@ def _gate_result(decision: GateDecision) -> GateResult:
         value=decision.value,
         passed=decision.passed,
         margin=decision.margin,
+        baseline_metric=decision.baseline_metric,
+        baseline=decision.baseline,
+        allowance=decision.allowance,
     )
 
 

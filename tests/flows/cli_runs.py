@@ -21,7 +21,8 @@ FAST_CONFIG = (
     "teacher: {epochs: 2}\n"
     "student: {epochs: 2}\n"
     "evaluate: {families: [logistic_regression]}\n"
-    "gates: {min_utility_ratio: null, max_exact_copy_rate: null}\n"
+    "gates: {min_utility_ratio: null, max_exact_copy_excess: null,"
+    " max_dcr_share_below_holdout_p5: null}\n"
 )
 
 

@@ -55,7 +55,12 @@ def image_run(tmp_path_factory: pytest.TempPathFactory):
             "data": str(data),
             "spec": str(spec_path),
             "output": str(folder / "published"),
-            "gates": {"min_utility_ratio": 0.5, "max_exact_copy_rate": 0.05},
+            "gates": {
+                "min_utility_ratio": 0.5,
+                "max_exact_copy_rate": 0.05,
+                "max_exact_copy_excess": None,
+                "max_dcr_share_below_holdout_p5": None,
+            },
             **FAST_IMAGE_TRAINING,
         }
     )

@@ -70,7 +70,11 @@ def remote_run(
             "teacher": {"epochs": 2},
             "student": {"epochs": 2},
             "evaluate": {"families": ["logistic_regression"], "max_rows": 500},
-            "gates": {"min_utility_ratio": None, "max_exact_copy_rate": None},
+            "gates": {
+                "min_utility_ratio": None,
+                "max_exact_copy_excess": None,
+                "max_dcr_share_below_holdout_p5": None,
+            },
         }
     )
     with (

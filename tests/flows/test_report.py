@@ -88,7 +88,12 @@ def finished_run(two_attribute_input: dict, tmp_path_factory: pytest.TempPathFac
             **FAST,
             "output": str(output),
             "run_name": "adult-report",
-            "gates": {"min_utility_ratio": 0.3, "max_exact_copy_rate": 0.5},
+            "gates": {
+                "min_utility_ratio": 0.3,
+                "max_exact_copy_rate": 0.5,
+                "max_exact_copy_excess": None,
+                "max_dcr_share_below_holdout_p5": None,
+            },
         }
     )
     return regenerate_fair_dataset(config)

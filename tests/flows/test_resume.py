@@ -60,7 +60,8 @@ def input_folder(tmp_path_factory: pytest.TempPathFactory, adult_sample: pl.Data
     adult_sample.write_parquet(folder / "sample.parquet")
     shutil.copy(bundled_dataset("adult").spec_path, folder / "spec.yaml")
     (folder / "config.yaml").write_text(
-        "teacher: {batch_size: 64}\ngates: {min_utility_ratio: null, max_exact_copy_rate: null}\n"
+        "teacher: {batch_size: 64}\ngates: {min_utility_ratio: null, max_exact_copy_excess: null,"
+        " max_dcr_share_below_holdout_p5: null}\n"
     )
     return folder
 

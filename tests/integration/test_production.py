@@ -263,7 +263,12 @@ def run_parameters(data: Path, spec: Path, output: Path) -> dict[str, Any]:
             # The gates read gradient-boosting metrics; fewer neighbour rows keep it quick.
             "evaluate": {"families": ["gradient_boosting"], "max_rows": 500},
             # Loose but set, so the registered version carries gate results.
-            "gates": {"min_utility_ratio": 0.0, "max_exact_copy_rate": 1.0},
+            "gates": {
+                "min_utility_ratio": 0.0,
+                "max_exact_copy_rate": 1.0,
+                "max_exact_copy_excess": None,
+                "max_dcr_share_below_holdout_p5": None,
+            },
         }
     }
 

@@ -66,11 +66,32 @@ def test_the_verdict_names_a_failed_gate_and_by_how_much() -> None:
     text = render_gate_markdown(decisions)
     assert "quality gates FAILED" in text
     assert (
-        "| max_exact_copy_rate | privacy.exact_copy_rate | <= 0.050 | 0.0800 | FAIL (by 0.0300) |"
+        "| max_exact_copy_rate | privacy.exact_copy_rate | <= 0.0500 | 0.0800 | FAIL (by 0.0300) |"
         in text
     )
     assert "PASSED" in render_gate_markdown(decisions[:1])
     assert "No quality gate" in render_gate_markdown([])
+
+
+def test_a_gate_relative_to_real_data_shows_the_holdouts_score_and_what_it_checks() -> None:
+    """Issue 16 item 1: the report says the copy gate compares with the real holdout."""
+    copies = GateDecision(
+        "max_exact_copy_excess",
+        "privacy.exact_copy_rate",
+        "<=",
+        0.235,
+        0.098,
+        True,
+        baseline_metric="privacy.holdout_exact_copy_rate",
+        baseline=0.185,
+        allowance=0.05,
+    )
+    text = render_gate_markdown([copies])
+    assert (
+        "| max_exact_copy_excess | privacy.exact_copy_rate | <= 0.2350 = real holdout 0.1850 + "
+        "0.0500 | 0.0980 | pass |" in text
+    )
+    assert "- max_exact_copy_excess: synthetic rows repeat a real training row hardly more " in text
 
 
 def test_the_model_card_states_data_criterion_results_and_gates() -> None:
@@ -89,7 +110,18 @@ def test_the_model_card_states_data_criterion_results_and_gates() -> None:
                 "comparison": ">=",
                 "threshold": 0.8,
                 "passed": True,
-            }
+            },
+            {
+                "gate": "max_exact_copy_excess",
+                "metric": "privacy.exact_copy_rate",
+                "value": 0.098,
+                "comparison": "<=",
+                "threshold": 0.235,
+                "passed": True,
+                "baseline_metric": "privacy.holdout_exact_copy_rate",
+                "baseline": 0.185,
+                "allowance": 0.05,
+            },
         ],
     }
     card = render_model_card(manifest)
@@ -98,7 +130,11 @@ def test_the_model_card_states_data_criterion_results_and_gates() -> None:
     assert "sex (privileged: male)" in card and "β = 5.0" in card
     assert "| demographic parity ratio, sex | 0.300 | 0.880 |" in card
     assert "- student: 1,234 parameters" in card
-    assert "min_utility_ratio: auroc_ratio = 0.9560 (needs >= 0.8) — passed" in card
+    assert "min_utility_ratio: auroc_ratio = 0.9560 (needs >= 0.8000) — passed" in card
+    assert (
+        "max_exact_copy_excess: privacy.exact_copy_rate = 0.0980 (needs <= 0.2350 = real "
+        "holdout 0.1850 + 0.0500) — passed" in card
+    )
 
 
 def test_the_markdown_headline_keeps_its_table_intact(report: ReportData) -> None:
