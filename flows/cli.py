@@ -11,6 +11,7 @@ import atexit
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -42,9 +43,39 @@ SpecOption = Annotated[
         "--spec", help="The dataset spec (YAML) for --data: target, sensitive attributes."
     ),
 ]
-DebugOption = Annotated[
-    bool, typer.Option("--debug", help="Show the full traceback when something fails.")
+SeparatorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--separator",
+        help="The column separator of a CSV --data file, e.g. ';' (default: the spec's, else "
+        "the one its header shows).",
+    ),
 ]
+DebugOption = Annotated[
+    bool,
+    typer.Option("--debug", help="Show every log line, and the traceback when something fails."),
+]
+
+# The command-line option behind each run setting it sets, to blame a refused value on it.
+RUN_OPTIONS = {
+    "dataset": "--dataset",
+    "data": "--data",
+    "spec": "--spec",
+    "separator": "--separator",
+    "output": "--output",
+    "run_name": "--run-name",
+    "overwrite": "--overwrite",
+    "seed": "--seed",
+    "device": "--device",
+    "generate.rows": "--rows",
+    "generate.mode": "--mode",
+    "generate.sensitive_mix": "--mix",
+    "teacher.beta": "--beta",
+    "teacher.criterion": "--criterion",
+    "teacher.epochs": "--epochs",
+    "student.epochs": "--student-epochs",
+    "reuse_stages": "--fresh",
+}
 
 
 def one_sentence(error: BaseException) -> str:
@@ -76,14 +107,30 @@ def fail(error: BaseException, *, debug: bool) -> None:
     raise typer.Exit(error.exit_code if isinstance(error, FairdistillError) else 1)
 
 
-def collect_config(config_file: Path | None, overrides: dict[str, Any]) -> Any:
-    from fairdistill.flows.config import build_config, load_config_file, merge_overrides
+def merged_settings(
+    config_file: Path | None, overrides: dict[str, Any], assignments: dict[str, Any]
+) -> dict[str, Any]:
+    """The config file's settings with the command line's over them, not yet validated."""
+    from fairdistill.flows.config import load_config_file, merge_overrides
 
     base = load_config_file(config_file) if config_file else {}
     if overrides.get("data") is not None:
         overrides = {**overrides, "dataset": None}
-    merged = merge_overrides(base, overrides)
-    return build_config(merged, source=str(config_file) if config_file else None)
+    return merge_overrides(merge_overrides(base, assignments, keep_none=True), overrides)
+
+
+def collect_config(
+    config_file: Path | None, overrides: dict[str, Any], assignments: dict[str, Any]
+) -> Any:
+    from fairdistill.flows.config import build_config
+
+    options = {key: f"--set {key}" for key in assignments}
+    options |= {key: RUN_OPTIONS[key] for key, value in overrides.items() if value is not None}
+    return build_config(
+        merged_settings(config_file, overrides, assignments),
+        source=str(config_file) if config_file else None,
+        options=options,
+    )
 
 
 @app.command()
@@ -91,6 +138,7 @@ def run(
     dataset: DatasetOption = None,
     data: DataOption = None,
     spec: SpecOption = None,
+    separator: SeparatorOption = None,
     config_file: Annotated[
         Path | None, typer.Option("--config", help="YAML file holding any of the run options.")
     ] = None,
@@ -137,6 +185,15 @@ def run(
             "resume from no epoch checkpoint.",
         ),
     ] = False,
+    assignments: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="KEY=VALUE: any run setting by its dotted name, e.g. --set "
+            "gates.min_utility_ratio=0.7 (null switches a gate off); repeat for several. "
+            "'fairdistill config-schema' lists them.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Only warnings and the result.")] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the run summary as JSON (for schedulers).")
@@ -150,6 +207,7 @@ def run(
         "dataset": dataset,
         "data": str(data) if data else None,
         "spec": str(spec) if spec else None,
+        "separator": separator,
         "output": str(output) if output else None,
         "run_name": run_name,
         "overwrite": overwrite,
@@ -165,25 +223,17 @@ def run(
         "reuse_stages": False if fresh else None,
     }
     try:
+        from fairdistill.flows.config import parse_assignments
+        from fairdistill.flows.preflight import refuse_bad_input
+
+        settings = parse_assignments(assignments or [])
+        # A bad table or spec is refused here, in about a second, before anything starts.
+        refuse_bad_input(merged_settings(config_file, overrides, settings))
+        config = collect_config(config_file, overrides, settings)
         from fairdistill.flows.server_warmup import start_temporary_server_early
 
         wait_for_server = start_temporary_server_early()
-        config = collect_config(config_file, overrides)
-        from fairdistill.flows.live_progress import live_stages_if_interactive
-        from fairdistill.flows.logging_setup import configure_console
-        from fairdistill.flows.regenerate import prepare_tracking, regenerate_fair_dataset
-
-        configure_console(debug=debug)
-        if quiet or as_json:
-            # MLflow prints its own progress ("Successfully registered model ...") straight to
-            # stderr; its warnings that matter to a user surface as errors or in our log.
-            from mlflow.utils.logging_utils import disable_logging
-
-            disable_logging()
-        prepare_tracking(config)
-        wait_for_server()
-        with live_stages_if_interactive(enabled=not (quiet or as_json)):
-            summary = regenerate_fair_dataset(config)
+        summary = run_flow(config, debug=debug, quiet=quiet or as_json, wait=wait_for_server)
     except Exception as error:
         fail(error, debug=debug)
         return
@@ -191,6 +241,25 @@ def run(
         typer.echo(summary.model_dump_json(indent=2))
         return
     print_summary(summary)
+
+
+def run_flow(config: Any, *, debug: bool, quiet: bool, wait: Callable[[], None]) -> Any:
+    """Import the engines (while Prefect's temporary server starts), then run the flow."""
+    from fairdistill.flows.live_progress import live_stages_if_interactive
+    from fairdistill.flows.logging_setup import configure_console
+    from fairdistill.flows.regenerate import prepare_tracking, regenerate_fair_dataset
+
+    configure_console(debug=debug)
+    if quiet:
+        # MLflow prints its own progress ("Successfully registered model ...") straight to
+        # stderr; its warnings that matter to a user surface as errors or in our log.
+        from mlflow.utils.logging_utils import disable_logging
+
+        disable_logging()
+    prepare_tracking(config)
+    wait()
+    with live_stages_if_interactive(enabled=not quiet):
+        return regenerate_fair_dataset(config)
 
 
 def print_summary(summary: Any) -> None:
@@ -207,20 +276,22 @@ def validate(
     dataset: DatasetOption = "adult",
     data: DataOption = None,
     spec: SpecOption = None,
+    separator: SeparatorOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Check a table against its spec with the Great Expectations suite, without training."""
     try:
-        from fairdistill.models.config import resolve_input
-        from fairdistill.models.spec import load_spec
-        from fairdistill.models.stages import check_table
-        from fairdistill.models.tables import read_table
-        from fairdistill.models.validation import raise_for_failures, report_to_markdown
+        from fairdistill.models.inputs import read_input, resolve_input
+        from fairdistill.models.validation import (
+            check_table,
+            raise_for_failures,
+            report_to_markdown,
+        )
 
-        source = resolve_input(dataset, data, spec)
+        source = resolve_input(dataset, data, spec, separator)
         data_path = source.data_path
-        frame = read_table(data_path)
-        checked = check_table(frame, load_spec(source.spec_path), source=str(data_path))
+        frame, table_spec = read_input(source)
+        checked = check_table(frame, table_spec, source=str(data_path))
         typer.echo(report_to_markdown(checked.report))
         raise_for_failures(checked.report, str(data_path))
     except Exception as error:
@@ -240,6 +311,7 @@ def inspect(
         list[str] | None,
         typer.Option("--sensitive", help="A sensitive column; repeat for several."),
     ] = None,
+    separator: SeparatorOption = None,
     write: Annotated[
         Path | None, typer.Option("--write", help="Write the drafted spec to this YAML file.")
     ] = None,
@@ -257,6 +329,7 @@ def inspect(
             target=target,
             positive=positive,
             sensitive=sensitive or None,
+            separator=separator,
             output=write,
             overwrite=overwrite,
             echo=typer.echo,
@@ -316,7 +389,16 @@ def verify(
     for mismatch in result.mismatches:
         typer.echo(f"MISMATCH {mismatch}", err=True)
     if not result.ok:
-        typer.echo(f"error: {len(result.mismatches)} mismatch(es) in {manifest}", err=True)
+        count = len(result.mismatches)
+        mismatch = FairdistillError(
+            f"{count} mismatch{'es' if count != 1 else ''} between the published folder, its "
+            "manifest and its MLflow record (each listed above)",
+            file=str(manifest),
+            rule="verify-mismatch",
+            hint="do not use this folder as published: restore its files, or publish the run "
+            "again",
+        )
+        typer.echo(f"error: {one_sentence(mismatch)}", err=True)
         raise typer.Exit(4)
     typer.echo(f"verified: {manifest} matches its data and its MLflow record.")
 
@@ -425,6 +507,10 @@ def exit_now(code: int | str | None) -> NoReturn:
     """
     if isinstance(code, str):
         typer.echo(code, err=True)
+    if "prefect.logging.handlers" in sys.modules:
+        from fairdistill.flows.logging_setup import flush_logs_to_server
+
+        flush_logs_to_server()
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()

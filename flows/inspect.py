@@ -22,6 +22,7 @@ def inspect_table(
     target: str | None = None,
     positive: str | None = None,
     sensitive: list[str] | None = None,
+    separator: str | None = None,
     output: Path | None = None,
     overwrite: bool = False,
     echo: Callable[[str], None] = print,
@@ -32,7 +33,7 @@ def inspect_table(
     left alone unless ``overwrite`` is true.
     """
     data = Path(data)
-    frame = read_table(data)
+    frame = read_table(data, separator=separator)
     draft = propose_spec(
         frame,
         name=name or data.stem,

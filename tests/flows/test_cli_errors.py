@@ -100,18 +100,23 @@ def log_failure(logger: logging.Logger, error: Exception) -> None:
         logger.exception("Task run failed with exception: %r", error)
 
 
-def test_the_console_drops_user_errors_and_every_traceback(console) -> None:
+def test_the_console_shows_warnings_but_no_failure_record_and_no_traceback(console) -> None:
+    """Issue 16 item 5: a failure prints its one line (the command's), nothing else."""
     stream, collect, logger = console
     configure_console(debug=False)
     configure_console(debug=False)  # twice: still one filter, one wrapper
     log_failure(logger, DataValidationError("bad data", rule="r"))
     log_failure(logger, ValueError("a bug"))
+    prefect_logger = logging.getLogger("prefect.task_runs")
+    prefect_logger.error("Finished in state Failed('Task run encountered an exception')")
+    logger.setLevel(logging.INFO)
+    logger.info("Beginning flow run 'copper-dragon'")
+    logger.warning("column 'id' is left out of the model")
+    logger.setLevel(logging.NOTSET)
     printed = stream.getvalue()
-    assert "bad data" not in printed
-    assert "ERROR Task run failed with exception: ValueError('a bug')" in printed
-    assert "Traceback" not in printed
-    # The record itself is untouched: the API handler still gets both, with tracebacks.
-    assert [has for _, has in collect.records] == [True, True]
+    assert printed == "WARNING column 'id' is left out of the model\n"
+    # The records themselves are untouched: the API handler still gets them, tracebacks too.
+    assert [has for _, has in collect.records] == [True, True, False, False]
 
 
 def test_debug_shows_tracebacks_again(console) -> None:

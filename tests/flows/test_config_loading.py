@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from fairdistill.flows.config import build_config, load_config_file, merge_overrides
+from fairdistill.flows.config import (
+    build_config,
+    load_config_file,
+    merge_overrides,
+    parse_assignments,
+)
 from fairdistill.models.errors import ConfigError
 
 
@@ -51,3 +56,57 @@ def test_an_empty_file_is_no_settings(tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
     path.write_text("", encoding="utf-8")
     assert load_config_file(path) == {}
+
+
+@pytest.mark.parametrize(
+    ("values", "option", "requirement"),
+    [
+        ({"generate": {"rows": 0}}, "--rows 0", "it must be greater than or equal to 1"),
+        ({"teacher": {"beta": -1.0}}, "--beta -1.0", "it must be greater than or equal to 0"),
+        ({"generate": {"mode": "magic"}}, "--mode 'magic'", "it must be 'sample' or 'transform'"),
+    ],
+)
+def test_a_bad_option_is_blamed_on_the_option(values: dict, option: str, requirement: str) -> None:
+    """Issue 16 item 6: ``--rows 0`` names ``--rows``, not ``generate.rows`` of the file."""
+    flag = option.split()[0]
+    dotted = next(f"{key}.{leaf}" for key, inner in values.items() for leaf in inner)
+    with pytest.raises(ConfigError) as caught:
+        build_config(values, source="run.yaml", options={dotted: flag})
+    error = caught.value
+    assert error.message == f"The option {option} is refused: {requirement}"
+    assert error.file is None and error.rule == "option-value" and flag in str(error.hint)
+    assert dotted not in str(error)
+
+
+def test_a_misspelt_config_key_names_the_closest_valid_one() -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_config({"teacher": {"epoch": 3}}, source="run.yaml")
+    error = caught.value
+    assert error.rule == "config-unknown-key" and error.file == "run.yaml"
+    assert "'teacher.epoch' (did you mean 'epochs'?)" in error.message
+    with pytest.raises(ConfigError) as caught:
+        build_config({"gates": {"max_copy_rate": 0.1}}, options={"gates.max_copy_rate": "--set"})
+    assert "did you mean 'max_exact_copy_rate'?" in caught.value.message
+    assert caught.value.file is None
+
+
+def test_set_takes_any_key_and_a_yaml_value() -> None:
+    assignments = parse_assignments(
+        [
+            "gates.min_utility_ratio=null",
+            "teacher.epochs=3",
+            "evaluate.families=[gradient_boosting]",
+        ]
+    )
+    assert assignments == {
+        "gates.min_utility_ratio": None,
+        "teacher.epochs": 3,
+        "evaluate.families": ["gradient_boosting"],
+    }
+    merged = merge_overrides({"gates": {"min_utility_ratio": 0.8}}, assignments, keep_none=True)
+    config = build_config(merged)
+    assert config.gates.min_utility_ratio is None and config.teacher.epochs == 3
+    for bad in ["gates", "=1", "gates.=1"]:
+        with pytest.raises(ConfigError) as caught:
+            parse_assignments([bad])
+        assert caught.value.rule == "option-value" and "KEY=VALUE" in caught.value.message
