@@ -51,10 +51,14 @@ class DropUserErrorRecords(logging.Filter):
 class DropFailureRecords(DropUserErrorRecords):
     """Also drops every record of a failure: Prefect's ERROR records ("Task run … Finished
     in state Failed", retries exhausted, a crash) and any record carrying an exception.
-    Whatever failed reaches the user as the command's one error line; --debug shows these."""
+    Whatever failed reaches the user as the command's one error line; --debug shows these.
+    And the libraries' Python warnings Prefect logs ("ks_2samp: Exact calculation
+    unsuccessful"): nothing a user of the command can act on."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info or (record.name.startswith("prefect") and record.levelno >= ERROR):
+            return False
+        if record.name == "py.warnings":
             return False
         return super().filter(record)
 

@@ -18,9 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # Real rows drawn like the holdout put 5 % of themselves below the holdout's 5th percentile
 # of distances. A generator that has learnt the distribution, not the rows, puts a little
-# more there (it samples dense regions more than the tails: 0.02-0.08 on Adult, German and
-# a 0/1-target table); one that memorises puts its copies there. Three times the real rate
-# refuses a generator that memorises more than about a tenth of its rows.
+# more there (it samples dense regions more than the tails: 0.01-0.08 on Adult, German, the
+# coloured digits and a 0/1-target table); one that memorises puts its copies there. Three
+# times the real rate refuses a generator that memorises more than about a tenth of its rows.
 DEFAULT_DCR_SHARE = 0.15
 
 
