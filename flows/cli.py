@@ -395,8 +395,7 @@ def verify(
             "manifest and its MLflow record (each listed above)",
             file=str(manifest),
             rule="verify-mismatch",
-            hint="do not use this folder as published: restore its files, or publish the run "
-            "again",
+            hint="do not use this folder as published: restore its files, or publish the run again",
         )
         typer.echo(f"error: {one_sentence(mismatch)}", err=True)
         raise typer.Exit(4)

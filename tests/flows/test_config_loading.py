@@ -67,7 +67,7 @@ def test_an_empty_file_is_no_settings(tmp_path: Path) -> None:
     ],
 )
 def test_a_bad_option_is_blamed_on_the_option(values: dict, option: str, requirement: str) -> None:
-    """Issue 16 item 6: ``--rows 0`` names ``--rows``, not ``generate.rows`` of the file."""
+    """``--rows 0`` names ``--rows``, not ``generate.rows`` of the file."""
     flag = option.split()[0]
     dotted = next(f"{key}.{leaf}" for key, inner in values.items() for leaf in inner)
     with pytest.raises(ConfigError) as caught:

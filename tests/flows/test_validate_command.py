@@ -76,7 +76,7 @@ def test_a_constant_column_passes_with_a_warning(tmp_path: Path) -> None:
 
 
 def test_a_semicolon_file_is_read_as_its_header_shows_or_as_told(tmp_path: Path) -> None:
-    """Issue 16 item 8: a ';' file passes, detected, or with --separator or the spec's."""
+    """A ';' file passes, detected, or with --separator or the spec's."""
     data = tmp_path / "loans.csv"
     data.write_text(loans().write_csv(separator=";"), encoding="utf-8")
     assert validate(data, write_spec(tmp_path))[0] == 0
@@ -88,7 +88,7 @@ def test_a_semicolon_file_is_read_as_its_header_shows_or_as_told(tmp_path: Path)
 
 
 def test_0_1_labels_are_written_as_yaml_numbers(tmp_path: Path) -> None:
-    """Issue 16 item 2: ``positive: 1`` and ``privileged: [1]``, against integer columns."""
+    """``positive: 1`` and ``privileged: [1]``, against integer columns."""
     frame = loans().with_columns(
         (pl.col("approved") == "yes").cast(pl.Int64).alias("approved"),
         (pl.col("sex") == "male").cast(pl.Int64).alias("sex"),
@@ -106,7 +106,7 @@ def test_0_1_labels_are_written_as_yaml_numbers(tmp_path: Path) -> None:
 
 
 def test_a_refusal_imports_neither_the_model_code_nor_the_engines(tmp_path: Path) -> None:
-    """Issue 16 item 14: a bad file is refused before PyTorch, MLflow, Prefect or Great
+    """A bad file is refused before PyTorch, MLflow, Prefect or Great
     Expectations are imported (and so before Prefect's temporary server is started)."""
     data = tmp_path / "loans.csv"
     data.write_text("sex,approved\n", encoding="utf-8")

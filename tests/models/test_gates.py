@@ -60,7 +60,7 @@ def privacy_gates(metrics: dict[str, float], **gates: float | None) -> dict[str,
 
 
 def test_copies_are_judged_against_what_the_real_holdout_copies() -> None:
-    """Issue 16 item 1: Adult without fnlwgt: the holdout repeats 18.5 % of training rows,
+    """Adult without fnlwgt: the holdout repeats 18.5 % of training rows,
     the synthetic data 9.8 %: as private as real data, so it passes by default."""
     decisions = privacy_gates(copies(0.098, 0.185))
     copy_gate = decisions["max_exact_copy_excess"]
@@ -97,7 +97,7 @@ def test_the_manifest_record_of_a_gate_says_what_it_compares_with() -> None:
 
 
 def test_a_missed_gate_shows_the_setting_that_changes_it() -> None:
-    """Issue 16 item 3: the key, and the one line of YAML or the option that moves it."""
+    """The key, and the one line of YAML or the option that moves it."""
     metrics = {"tstr.gradient_boosting.auroc_ratio_to_trtr": 0.7345, **copies(0.30, 0.185)}
     failed = [d for d in evaluate_gates(metrics, GateConfig(), ["sex"]) if not d.passed]
     assert [d.key for d in failed] == ["gates.min_utility_ratio", "gates.max_exact_copy_excess"]

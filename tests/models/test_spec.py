@@ -255,7 +255,7 @@ def test_completed_spec_round_trips_through_yaml_with_reasons() -> None:
 
 
 def test_yaml_numbers_and_booleans_are_labels_as_text() -> None:
-    """Issue 16 item 2: ``positive: 1`` and ``privileged: [1]`` are not refused."""
+    """``positive: 1`` and ``privileged: [1]`` are not refused."""
     spec = parse_spec(
         yaml.safe_load(
             "name: bar\ntarget: {column: passed, positive: 1, classes: [0, 1]}\n"
@@ -313,7 +313,7 @@ def test_labels_are_matched_against_the_columns_values(
 def test_an_unknown_key_is_named_with_the_closest_valid_one(
     changes: dict, key: str, suggestion: str | None
 ) -> None:
-    """Issue 16 item 7: ``colums:`` is named, and ``columns`` suggested."""
+    """``colums:`` is named, and ``columns`` suggested."""
     raw = {**MINIMAL, **changes}
     with pytest.raises(SpecError) as caught:
         parse_spec(raw, source="s.yaml")

@@ -214,7 +214,7 @@ def with_temporary_server(
 def test_a_failure_in_a_run_prints_its_line_and_nothing_else(
     label: str, with_temporary_server: dict
 ) -> None:
-    """Issue 16 item 5: no Prefect ``ERROR | Task run …`` line, no INFO lines without a
+    """No Prefect ``ERROR | Task run …`` line, no INFO lines without a
     terminal, no ``--- Error logging to API ---`` after the temporary server stopped."""
     invocation, outcome = with_temporary_server[label]
     assert_refused(BY_NAME[TEMPORARY_SERVER_CASES[label][0]], invocation, outcome)

@@ -74,7 +74,7 @@ def test_the_verdict_names_a_failed_gate_and_by_how_much() -> None:
 
 
 def test_a_gate_relative_to_real_data_shows_the_holdouts_score_and_what_it_checks() -> None:
-    """Issue 16 item 1: the report says the copy gate compares with the real holdout."""
+    """The report says the copy gate compares with the real holdout."""
     copies = GateDecision(
         "max_exact_copy_excess",
         "privacy.exact_copy_rate",

@@ -206,7 +206,7 @@ def test_text_in_a_numeric_column(sample: pl.DataFrame, adult_spec: DatasetSpec)
 def test_text_among_numbers_in_an_untyped_column_is_refused_too(
     sample: pl.DataFrame, adult_spec: DatasetSpec
 ) -> None:
-    """Issue 16 item 4: a column the spec gives no type, 9 text values among 2,000 numbers,
+    """A column the spec gives no type, 9 text values among 2,000 numbers,
     is refused as a declared numeric one is, instead of becoming a categorical."""
     untyped = adult_spec.model_copy(
         update={"columns": {k: v for k, v in adult_spec.columns.items() if k != "fnlwgt"}}
