@@ -232,7 +232,9 @@ def run(
         config = collect_config(config_file, overrides, settings)
         from fairdistill.flows.server_warmup import start_temporary_server_early
 
-        wait_for_server = start_temporary_server_early()
+        # Its own output (a failed start Prefect recovers from) goes to a log, not the console.
+        server_log = None if debug else load_settings().home / "prefect-server.log"
+        wait_for_server = start_temporary_server_early(server_log)
         summary = run_flow(config, debug=debug, quiet=quiet or as_json, wait=wait_for_server)
     except Exception as error:
         fail(error, debug=debug)

@@ -37,17 +37,18 @@ _SERVER_ENVIRONMENT = {
 _TIMEOUT_VARIABLE = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 
 
-def start_temporary_server_early() -> Callable[[], None]:
+def start_temporary_server_early(log: Path | None = None) -> Callable[[], None]:
     """Launch the temporary server now; return the call that waits for it and hands it over.
 
     Call the returned function before the first flow call. It does nothing more when a
     Prefect API is configured (the server launched is stopped) or when the launch failed.
+    ``log``, when given, receives the server's own output instead of the console.
     """
     if os.environ.get("PREFECT_API_URL"):
         return lambda: None
     try:
         port = free_port()
-        process = launch_server(port)
+        process = launch_server(port, log)
     except OSError:
         logger.debug("launching Prefect's temporary server early failed", exc_info=True)
         return lambda: None
@@ -70,8 +71,13 @@ def free_port() -> int:
     raise OSError("no free port for Prefect's temporary server")
 
 
-def launch_server(port: int) -> subprocess.Popen[bytes]:
-    """Start the uvicorn process Prefect would start for its temporary server on ``port``."""
+def launch_server(port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start the uvicorn process Prefect would start for its temporary server on ``port``.
+
+    With ``log``, its output is appended there: a server that fails to start (two starting
+    on one fresh database race in its migrations, and Prefect then starts another) prints
+    a traceback that is nothing a user of the command can act on.
+    """
     spec = importlib.util.find_spec("prefect")
     if spec is None or spec.origin is None:
         raise OSError("prefect is not installed")
@@ -83,7 +89,13 @@ def launch_server(port: int) -> subprocess.Popen[bytes]:
         *("--host", "127.0.0.1", "--port", str(port)),
         *("--log-level", "error", "--lifespan", "on"),
     ]
-    return subprocess.Popen(command, env={**os.environ, **_SERVER_ENVIRONMENT})
+    environment = {**os.environ, **_SERVER_ENVIRONMENT}
+    if log is None:
+        return subprocess.Popen(command, env=environment)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as output:
+        # The child keeps its own copy of the descriptor; this one closes at once.
+        return subprocess.Popen(command, env=environment, stdout=output, stderr=output)
 
 
 def _hand_over(process: subprocess.Popen[bytes], port: int) -> None:

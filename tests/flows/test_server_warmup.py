@@ -35,8 +35,8 @@ def test_with_an_api_in_the_profile_the_launched_server_is_stopped(
     launched: list[subprocess.Popen[bytes]] = []
     launch = server_warmup.launch_server
 
-    def launch_and_keep(port: int) -> subprocess.Popen[bytes]:
-        launched.append(launch(port))
+    def launch_and_keep(port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
+        launched.append(launch(port, log))
         return launched[-1]
 
     monkeypatch.setattr(server_warmup, "launch_server", launch_and_keep)
