@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from fairdistill.models.errors import CheckpointError
 from fairdistill.models.image_networks import ConvEncoder, ImageDecoder
+from fairdistill.models.labeling import FeatureLabelModel
 from fairdistill.models.networks import LabelHead, MLPEncoder, TabularDecoder
 from fairdistill.models.teacher import FairVAE, LabelConditionedEncoder
 
@@ -33,6 +34,7 @@ BUILDERS: dict[str, Builder] = {
     LabelHead.__name__: LabelHead.from_architecture,
     ConvEncoder.__name__: ConvEncoder.from_architecture,
     ImageDecoder.__name__: ImageDecoder.from_architecture,
+    FeatureLabelModel.__name__: FeatureLabelModel.from_architecture,
     FairVAE.__name__: _fair_vae,
 }
 

@@ -50,7 +50,15 @@ class GenerateConfig(_Frozen):
         default="real",
         description="real: sensitive groups in their real proportions; balanced: equal counts.",
     )
-    prior_components: int = Field(default=10, ge=1, le=200)
+    prior_components: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Components of the latent prior; default: scaled to the rows (one per 50 "
+        "training rows, at most 1,000), fitted by k-means, or 10 fitted by EM when the label "
+        "is decoded from the latent (images, teacher.label.enabled false); a number: that "
+        "many, fitted by EM.",
+    )
 
 
 class EvaluateConfig(_Frozen):

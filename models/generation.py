@@ -6,6 +6,7 @@ the same inputs and seed give byte-identical rows on CPU.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -14,10 +15,15 @@ import torch
 
 from fairdistill.models.blocks import EncodedTable, one_hot_sensitive
 from fairdistill.models.errors import ConfigError
+from fairdistill.models.labeling import FeatureLabelModel
 from fairdistill.models.losses import FairnessCriterion
 from fairdistill.models.networks import LabelHead, LatentDecoder, LatentEncoder
 from fairdistill.models.prior import GaussianMixturePrior
 from fairdistill.models.teacher import FairVAE, encode_latents, label_head_input
+from fairdistill.models.training import joint_group_index
+
+# What labels decoded rows: a label model on their features, or a label head on the latent.
+Labeller = LabelHead | FeatureLabelModel
 
 # 65,536 rows of a ~100-column table is ~30 MB per batch: 1M rows decode in bounded memory.
 GENERATION_BATCH_ROWS = 65_536
@@ -29,7 +35,7 @@ SensitiveMix = Literal["real", "balanced"] | GroupMix
 @torch.no_grad()
 def decode_latents(
     decoder: LatentDecoder,
-    label_head: LabelHead,
+    label_head: Labeller,
     z: np.ndarray,
     sensitive: np.ndarray,
     sensitive_levels: Sequence[int],
@@ -45,9 +51,11 @@ def decode_latents(
     decoded mean plus Gaussian noise of the decoded variance, or the mean alone with
     ``noise=False``. On Adult the noise left the marginals as close to the real ones
     (Wasserstein distance) and raised the AUROC of a classifier trained on the
-    synthetic rows by 0.04-0.08 in transform mode, so it is the default. Labels are drawn
-    from the label head's probability. The decoder's device is used; the draws depend on
-    ``batch_size``, so keep it fixed for reproducible output.
+    synthetic rows by 0.04-0.08 in transform mode, so it is the default. A
+    :class:`FeatureLabelModel` labels each row from its drawn features and its group's
+    threshold; a :class:`LabelHead` on the latent draws the label from its probability. The
+    decoder's device is used; the draws depend on ``batch_size``, so keep it fixed for
+    reproducible output.
     """
     if len(z) != len(sensitive):
         raise ValueError(f"{len(z)} latents but {len(sensitive)} sensitive rows")
@@ -56,6 +64,7 @@ def decode_latents(
     label_head.eval()
     generator = torch.Generator(device=device).manual_seed(seed)
     s_one_hot = one_hot_sensitive(np.asarray(sensitive), list(sensitive_levels))
+    groups = joint_group_index(np.asarray(sensitive), sensitive_levels)
     # Written batch by batch into their final arrays: collecting the batches and
     # concatenating them held three copies of the features at once (1.2 GiB at 1M rows).
     features = np.empty((len(z), decoder.output_dim), dtype=np.float32)
@@ -65,7 +74,12 @@ def decode_latents(
         z_batch = torch.as_tensor(z[rows], dtype=torch.float32, device=device)
         s_batch = torch.as_tensor(s_one_hot[rows], device=device)
         output = decoder(z_batch, s_batch)
-        features[rows] = decoder.sample(output, generator, noise=noise).cpu().numpy()
+        drawn = decoder.sample(output, generator, noise=noise)
+        features[rows] = drawn.cpu().numpy()
+        if isinstance(label_head, FeatureLabelModel):
+            group_batch = torch.as_tensor(groups[rows], device=device)
+            labels[rows] = label_head.decide(drawn, s_batch, group_batch, generator).cpu().numpy()
+            continue
         probability = torch.sigmoid(label_head(label_head_input(z_batch, s_batch, criterion)))
         uniform = torch.rand(probability.shape, generator=generator, device=device)
         labels[rows] = (uniform < probability).cpu().numpy()
@@ -75,7 +89,7 @@ def decode_latents(
 def transform_rows(
     encoder: LatentEncoder,
     decoder: LatentDecoder,
-    label_head: LabelHead,
+    label_head: Labeller,
     table: EncodedTable,
     sensitive_levels: Sequence[int],
     *,
@@ -100,6 +114,24 @@ def transform_rows(
     return EncodedTable(features=features, sensitive=table.sensitive.copy(), label=label)
 
 
+def prior_for_codes(
+    codes: np.ndarray,
+    sensitive: np.ndarray,
+    sensitive_levels: Sequence[int],
+    n_components: int | None,
+    seed: int,
+    code_variances: np.ndarray | None = None,
+) -> GaussianMixturePrior:
+    """The generator's prior on the encoder's ``codes`` of the training rows, with each
+    sensitive group's component weights (``sensitive``: their level indices) and, given
+    the codes' posterior variances, the posteriors' spread where the means lack it."""
+    groups = joint_group_index(np.asarray(sensitive), sensitive_levels)
+    count = math.prod(sensitive_levels)
+    return GaussianMixturePrior.fit(
+        codes, n_components, seed, groups=groups, group_count=count, code_variances=code_variances
+    )
+
+
 def sample_from_prior(
     teacher: FairVAE,
     prior: GaussianMixturePrior,
@@ -110,13 +142,15 @@ def sample_from_prior(
     seed: int,
     mix: SensitiveMix | None = None,
 ) -> EncodedTable:
-    """``rows`` new rows: latents from ``prior``, sensitive groups drawn in ``mix`` (the real
-    distribution by default), both decoded by the teacher's decoder and label head."""
-    z = prior.sample(rows, seed=seed)
+    """``rows`` new rows: sensitive groups drawn in ``mix`` (the real distribution by
+    default), then latents from ``prior`` (within each group, when the prior keeps group
+    weights), both decoded by the teacher's decoder and labelled by its labeller."""
     sensitive = sample_sensitive(rows, real_sensitive, seed=seed, mix=mix)
+    groups = joint_group_index(sensitive, sensitive_levels)
+    z = prior.sample(rows, seed=seed, groups=groups)
     features, label = decode_latents(
         teacher.decoder,
-        teacher.label_head,
+        teacher.labeller(),
         z,
         sensitive,
         sensitive_levels,

@@ -77,7 +77,7 @@ class LatentDecoder(Protocol):
     def architecture(self) -> dict[str, Any]: ...
 
 
-def _mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     width = in_dim
     for size in hidden:
@@ -96,7 +96,7 @@ class MLPEncoder(nn.Module):
         self.condition_dim = cond_dim
         self.hidden = tuple(int(size) for size in hidden)
         self.latent_dim = latent_dim
-        self.net = _mlp(in_dim + cond_dim, self.hidden, 2 * latent_dim)
+        self.net = mlp(in_dim + cond_dim, self.hidden, 2 * latent_dim)
 
     def forward(self, x: Tensor, condition: Tensor) -> tuple[Tensor, Tensor]:
         mu, logvar = self.net(torch.cat([x, condition], dim=1)).chunk(2, dim=1)
@@ -155,7 +155,7 @@ class TabularDecoder(nn.Module):
         self.output_dim = _check_blocks(self.blocks)
         self.continuous_count = sum(block.kind == "continuous" for block in self.blocks)
         self.categorical_count = len(self.blocks) - self.continuous_count
-        self.net = _mlp(latent_dim + s_dim, self.hidden, self.output_dim + self.continuous_count)
+        self.net = mlp(latent_dim + s_dim, self.hidden, self.output_dim + self.continuous_count)
 
     def forward(self, z: Tensor, sensitive: Tensor) -> DecoderOutput:
         raw = self.net(torch.cat([z, sensitive], dim=1))
@@ -230,7 +230,7 @@ class LabelHead(nn.Module):
         super().__init__()
         self.in_dim = in_dim
         self.hidden = tuple(int(size) for size in hidden)
-        self.net = _mlp(in_dim, self.hidden, 1)
+        self.net = mlp(in_dim, self.hidden, 1)
 
     def forward(self, features: Tensor) -> Tensor:
         return self.net(features).squeeze(1)

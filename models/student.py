@@ -47,6 +47,7 @@ from fairdistill.models.training import (
     EpochCallback,
     LoopSettings,
     TableTensors,
+    loop_settings,
     resolve_device,
     run_training,
     seeded_module,
@@ -60,9 +61,21 @@ class StudentConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     hidden: tuple[int, ...] = Field(default=(32,), description="Student encoder widths.")
-    epochs: int = Field(default=20, ge=1)
-    batch_size: int = Field(default=512, ge=16, le=65_536)
+    epochs: int | None = Field(
+        default=None, ge=1, description="Passes over the rows; default: enough for ``steps``."
+    )
+    steps: int = Field(
+        default=1500,
+        ge=1,
+        description="Optimiser steps when epochs is unset (rounded up to whole passes).",
+    )
+    batch_size: int | None = Field(
+        default=None, ge=16, le=65_536, description="Rows a step; default: scaled to the rows."
+    )
     learning_rate: float = Field(default=3e-3, gt=0.0, le=1.0)
+    cosine_decay: bool = Field(
+        default=False, description="Decay the learning rate to 0 along a cosine over the run."
+    )
     quality_weight: float = Field(default=1.0, ge=0.0)
     utility_weight: float = Field(default=1.0, ge=0.0)
     fairness_weight: float = Field(
@@ -147,7 +160,7 @@ def distill_student(
         )
         return terms
 
-    settings = LoopSettings(config.epochs, config.batch_size, config.learning_rate, seed)
+    settings = student_schedule(config, len(table), seed)
     trainable = [parameter.requires_grad for parameter in teacher.parameters()]
     # Gradients still flow through the frozen decoder to the student, not into its weights.
     teacher.requires_grad_(False)
@@ -167,6 +180,24 @@ def distill_student(
         for parameter, flag in zip(teacher.parameters(), trainable, strict=True):
             parameter.requires_grad_(flag)
     return student, history
+
+
+# Student batches: 512 at Adult's size, as before; 64 at least, as for the teacher.
+STUDENT_BATCH_BOUNDS = (64, 512)
+
+
+def student_schedule(config: StudentConfig, rows: int, seed: int) -> LoopSettings:
+    """Epochs and batch size of the distillation on ``rows`` rows."""
+    return loop_settings(
+        rows,
+        epochs=config.epochs,
+        steps=config.steps,
+        batch_size=config.batch_size,
+        batch_bounds=STUDENT_BATCH_BOUNDS,
+        learning_rate=config.learning_rate,
+        seed=seed,
+        cosine_decay=config.cosine_decay,
+    )
 
 
 def latent_error_weights(codes: Tensor, config: StudentConfig) -> Tensor:

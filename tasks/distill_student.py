@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import task
 
 from fairdistill.models.networks import parameter_count
-from fairdistill.models.stages import TrainingHooks, fit_student
+from fairdistill.models.stages import TrainingHooks, fit_student, student_epochs
 from fairdistill.models.student import StudentConfig
 from fairdistill.models.training import resolve_device
 from fairdistill.tasks.services.caching import STAGE_CACHE
@@ -58,7 +58,7 @@ def distill_student(
             seed=seed,
             device=str(placed),
             hooks=TrainingHooks(
-                on_epoch=epoch_logger("distill_student", settings.epochs),
+                on_epoch=epoch_logger("distill_student", student_epochs(settings, len(table))),
                 on_checkpoint=checkpoint.save,
                 start_state=checkpoint.resume(),
             ),

@@ -51,7 +51,14 @@ def generate(
         if settings.mode == "transform":
             encoded = transform_table(student_model, teacher_model, table, codec, seed=seed)
         else:
-            fitted = fit_latent_prior(student_model, table, codec, settings, seed=seed)
+            fitted = fit_latent_prior(
+                student_model,
+                table,
+                codec,
+                settings,
+                seed=seed,
+                labels_from_features=teacher_model.label_model is not None,
+            )
             log_metrics({"prior_log_likelihood": fitted.log_likelihood})
             prior_ref = save_arrays_to(
                 context.work_file("prior.safetensors"), fitted.prior.to_arrays(), {"kind": "prior"}

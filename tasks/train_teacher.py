@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import task
 
 from fairdistill.models.networks import parameter_count
-from fairdistill.models.stages import TrainingHooks, fit_teacher
+from fairdistill.models.stages import TrainingHooks, fit_teacher, teacher_epochs
 from fairdistill.models.teacher import TeacherConfig
 from fairdistill.models.training import resolve_device
 from fairdistill.tasks.services.caching import STAGE_CACHE
@@ -54,7 +54,7 @@ def train_teacher(
             seed=seed,
             device=str(placed),
             hooks=TrainingHooks(
-                on_epoch=epoch_logger("train_teacher", settings.epochs),
+                on_epoch=epoch_logger("train_teacher", teacher_epochs(settings, len(table))),
                 on_checkpoint=checkpoint.save,
                 start_state=checkpoint.resume(),
             ),

@@ -8,6 +8,8 @@ samples of the same population give.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import polars as pl
 
@@ -89,13 +91,17 @@ def dcr_histogram(
     return {"edges": edges.tolist(), "synthetic": counts(synthetic), "holdout": counts(holdout)}
 
 
-def exact_copy_rate(train: pl.DataFrame, other: pl.DataFrame) -> float:
-    """Share of ``other``'s rows equal to some ``train`` row on every shared column.
+def exact_copy_rate(
+    train: pl.DataFrame, other: pl.DataFrame, columns: Sequence[str] | None = None
+) -> float:
+    """Share of ``other``'s rows equal to some ``train`` row on every shared column (or on
+    ``columns`` only).
 
     Missing values equal missing values. Columns whose types differ between the frames are
     compared as text. NaN when ``other`` is empty.
     """
-    shared = [name for name in other.columns if name in train.columns]
+    names = other.columns if columns is None else columns
+    shared = [name for name in names if name in train.columns and name in other.columns]
     if not shared:
         raise ValueError("the frames share no column to compare rows on")
     if other.height == 0:

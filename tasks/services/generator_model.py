@@ -143,7 +143,7 @@ class FairSyntheticGenerator(mlflow.pyfunc.PythonModel):
         encoded: EncodedTable = transform_rows(
             self.student,  # type: ignore[arg-type]
             self.teacher.decoder,
-            self.teacher.label_head,
+            self.teacher.labeller(),
             table,
             self.codec.sensitive_level_counts,
             seed=0,

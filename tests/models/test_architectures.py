@@ -16,6 +16,7 @@ from fairdistill.models.architectures import (
 from fairdistill.models.blocks import FeatureBlock
 from fairdistill.models.errors import CheckpointError
 from fairdistill.models.image_networks import ConvEncoder, ImageDecoder
+from fairdistill.models.labeling import FeatureLabelModel
 from fairdistill.models.networks import LabelHead, MLPEncoder, TabularDecoder
 from fairdistill.models.teacher import FairVAE, LabelConditionedEncoder
 
@@ -24,7 +25,8 @@ SHAPE = (3, 8, 8)
 
 
 def every_kind() -> list[nn.Module]:
-    """One module of every stored kind, the teacher with image and label-only parts too."""
+    """One module of every stored kind, the teacher with a feature label model, with image
+    and label-only parts too."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         return [
@@ -34,11 +36,13 @@ def every_kind() -> list[nn.Module]:
             LabelHead(2, [4]),
             ConvEncoder(SHAPE, 4, (4, 8), 2),
             ImageDecoder(2, 2, SHAPE, (4, 8), "gaussian"),
+            FeatureLabelModel(4, [2], [3], [4], 3),
             FairVAE(
                 MLPEncoder(4, 4, [8], 2),
                 TabularDecoder(2, 2, [8], BLOCKS),
                 LabelHead(2, [4]),
                 "demographic_parity",
+                FeatureLabelModel(4, [2], [3], [4], 3),
             ),
             FairVAE(
                 LabelConditionedEncoder(192, 4, [8], 2),

@@ -85,3 +85,54 @@ def test_fewer_codes_than_components_caps_the_components():
 def test_fit_refuses_non_finite_codes():
     with pytest.raises(ValueError, match="finite"):
         GaussianMixturePrior.fit(np.array([[0.0, np.nan], [1.0, 2.0]]), n_components=1)
+
+
+def test_by_default_components_grow_with_the_rows_and_stand_for_groups_of_codes() -> None:
+    from fairdistill.models.prior import MIN_COMPONENT_ROWS, components_for_rows
+
+    rng = np.random.default_rng(0)
+    codes = rng.normal(size=(5000, 3))
+    prior = GaussianMixturePrior.fit(codes, None, seed=0)
+    assert components_for_rows(5000) == 100
+    assert 1 < prior.n_components <= 100
+    # Every component holds at least MIN_COMPONENT_ROWS codes: none describes one row.
+    assert prior.weights.min() * len(codes) >= MIN_COMPONENT_ROWS - 1e-9
+    assert np.isclose(prior.weights.sum(), 1.0)
+    again = GaussianMixturePrior.fit(codes, None, seed=0)
+    np.testing.assert_array_equal(prior.means, again.means)
+    sample = prior.sample(20_000, seed=1)
+    np.testing.assert_allclose(sample.mean(axis=0), codes.mean(axis=0), atol=0.05)
+    np.testing.assert_allclose(sample.std(axis=0), codes.std(axis=0), atol=0.08)
+
+
+def test_group_weights_let_each_group_draw_from_where_its_codes_lie() -> None:
+    rng = np.random.default_rng(2)
+    groups = rng.integers(0, 2, 4000)
+    # Group 1's codes sit apart from group 0's: a latent that still knows the group.
+    codes = rng.normal(size=(4000, 2)) + 4.0 * groups[:, None]
+    prior = GaussianMixturePrior.fit(codes, None, seed=0, groups=groups, group_count=2)
+    assert prior.group_weights is not None and prior.group_weights.shape[1] == 2
+    drawn = prior.sample(4000, seed=3, groups=np.ones(4000, dtype=np.int64))
+    assert drawn.mean() > 3.0  # group 1's rows come from group 1's region
+    anyone = prior.sample(4000, seed=3)
+    assert 1.0 < anyone.mean() < 3.0
+    stored = GaussianMixturePrior.from_arrays(prior.to_arrays())
+    np.testing.assert_array_equal(stored.group_weights, prior.group_weights)
+
+
+def test_posterior_variance_is_added_only_where_the_means_do_not_spread() -> None:
+    """Dimension 0 carries the rows apart (means spread, posteriors narrow); dimension 1
+    is all posterior noise around nearly equal means, which alone would decode to one
+    output everywhere."""
+    rng = np.random.default_rng(7)
+    codes = np.column_stack([rng.normal(0.0, 2.0, 2000), rng.normal(0.0, 0.05, 2000)])
+    variances = np.column_stack([np.full(2000, 0.01), np.full(2000, 0.9)])
+    plain = GaussianMixturePrior.fit(codes, None, seed=0)
+    widened = GaussianMixturePrior.fit(codes, None, seed=0, code_variances=variances)
+    draws = plain.sample(20_000, seed=1), widened.sample(20_000, seed=1)
+    assert draws[0][:, 1].std() < 0.1
+    assert draws[1][:, 1].std() == pytest.approx(np.sqrt(0.9 + 0.05**2), rel=0.05)
+    assert draws[1][:, 0].std() == pytest.approx(draws[0][:, 0].std(), rel=0.02)
+    assert np.array_equal(widened.means, plain.means)
+    with pytest.raises(ValueError, match="do not match"):
+        plain.with_posterior_variance(codes, variances[:10])

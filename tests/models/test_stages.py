@@ -154,3 +154,27 @@ def test_the_training_recipe_runs_end_to_end_without_orchestration(
     result = evaluate_rows(train, test, synthetic, spec, only_logistic, seed=0)
     assert "tstr.logistic_regression.auroc" in result.metrics
     assert not any(key.startswith("tstr.gradient_boosting") for key in result.metrics)
+
+
+def test_the_prior_follows_where_the_label_comes_from(
+    codec: TabularCodec, teacher: FairVAE, adult_sample: pl.DataFrame
+) -> None:
+    """A label model on decoded features: components scaled to the rows, latents drawn
+    with the posteriors' spread where the means lack it. A label head on the latent: ten
+    components on the means, the prior its head was trained for."""
+    from fairdistill.models.prior import components_for_rows
+    from fairdistill.models.stages import fit_latent_prior
+
+    table = codec.encode(adult_sample.head(1500))
+    settings = GenerateConfig()
+    features = fit_latent_prior(teacher.encoder, table, codec, settings, seed=0)
+    head = fit_latent_prior(
+        teacher.encoder, table, codec, settings, seed=0, labels_from_features=False
+    )
+    assert head.prior.n_components == 10
+    assert features.prior.n_components <= components_for_rows(len(table))
+    assert features.prior.n_components > 10
+    # An untrained encoder's posteriors are wide around close means: every dimension widens.
+    spread = features.prior.sample(5000, seed=1).std(axis=0)
+    assert (spread > 2 * head.prior.sample(5000, seed=1).std(axis=0)).all()
+    assert head.prior.group_weights is None and features.prior.group_weights is not None

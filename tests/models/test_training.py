@@ -300,3 +300,19 @@ def test_stored_tensors_are_copies_on_the_cpu() -> None:
     assert tensors["model/weight"].is_contiguous()
     assert not any(name.startswith("history/") for name in tensors)
     assert TrainingState.from_tensors(tensors).history == []
+
+
+def test_a_schedule_in_steps_gives_small_tables_as_many_steps_as_large_ones() -> None:
+    from fairdistill.models.training import loop_settings
+
+    def schedule(rows: int, **given: int | None):
+        options = {"epochs": None, "steps": 3000, "batch_size": None, **given}
+        return loop_settings(rows, batch_bounds=(64, 256), learning_rate=1e-3, seed=0, **options)
+
+    adult, german = schedule(39_073), schedule(800)
+    assert (adult.batch_size, adult.epochs) == (256, 20)  # Adult's former 20 epochs
+    assert german.batch_size == 64
+    assert german.epochs * (800 // german.batch_size) >= 3000
+    assert schedule(800, epochs=5).epochs == 5  # explicit settings win
+    assert schedule(800, batch_size=32).batch_size == 32
+    assert schedule(10).epochs == 3000  # one step a pass on a tiny table

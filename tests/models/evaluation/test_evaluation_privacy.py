@@ -13,6 +13,7 @@ from fairdistill.models.evaluation.privacy import (
     distance_to_closest_record,
     exact_copy_rate,
 )
+from fairdistill.models.evaluation.report import EvaluationResult, record_copies
 
 TRAIN = pl.DataFrame(
     {
@@ -46,6 +47,20 @@ def test_only_shared_columns_count_and_types_may_differ() -> None:
     assert math.isnan(exact_copy_rate(TRAIN, TRAIN.head(0)))
     with pytest.raises(ValueError, match="share no column"):
         exact_copy_rate(TRAIN, pl.DataFrame({"d": [1]}))
+
+
+def test_the_holdout_baseline_is_counted_on_the_synthetic_rows_columns() -> None:
+    """An identifier the spec ignores makes every real row unique; the synthetic rows lack
+    it, so the holdout's copy rate must be counted without it too."""
+    with_ids = TRAIN.with_columns(id=pl.Series([10, 11, 12, 13]))
+    holdout = TRAIN.with_columns(id=pl.Series([20, 21, 22, 23]))
+    assert exact_copy_rate(with_ids, holdout) == 0.0
+    assert exact_copy_rate(with_ids, holdout, TRAIN.columns) == 1.0
+
+    result = EvaluationResult()
+    record_copies(result, with_ids, holdout, synthetic=TRAIN.head(2))
+    assert result.metrics["privacy.exact_copy_rate"] == 1.0
+    assert result.metrics["privacy.holdout_exact_copy_rate"] == 1.0
 
 
 def test_exact_copy_rate_is_fast_on_large_frames() -> None:

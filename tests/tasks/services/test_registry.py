@@ -260,7 +260,8 @@ def test_a_generator_whose_files_changed_refuses_to_load(
         mlflow.artifacts.download_artifacts(f"models:/{model}/{first}", dst_path=str(tmp_path))
     )
     (weights,) = local.rglob("teacher.safetensors")
-    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
+    content = weights.read_bytes()
+    weights.write_bytes(content[:-1] + bytes([content[-1] ^ 0xFF]))  # a changed last byte
 
     with pytest.raises(CheckpointError, match="teacher"):
         mlflow.pyfunc.load_model(str(local))
