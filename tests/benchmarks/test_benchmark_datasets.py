@@ -50,9 +50,9 @@ def no_compas_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(datasets.COMPAS_CSV_VARIABLE, raising=False)
 
 
-def test_the_four_cases_and_what_each_audits(no_compas_variable: None) -> None:
+def test_the_five_cases_and_what_each_audits(no_compas_variable: None) -> None:
     cases = datasets.benchmark_cases()
-    assert list(cases) == ["adult_sex", "adult_race", "german_sex", "compas_race"]
+    assert list(cases) == ["adult_sex", "adult_race", "adult_plain", "german_sex", "compas_race"]
     assert list(datasets.BENCHMARK_CASES) == list(cases)
     for case in cases.values():
         spec = load_spec(case.spec_path)
@@ -62,6 +62,7 @@ def test_the_four_cases_and_what_each_audits(no_compas_variable: None) -> None:
         name: load_spec(case.spec_path).sensitive[0].privileged for name, case in cases.items()
     }
     assert privileged["adult_sex"] == ("Male",)
+    assert privileged["adult_plain"] == ("Male",)
     assert privileged["adult_race"] == ("White",)
     assert privileged["german_sex"] == ("male",)
     assert "African-American" not in privileged["compas_race"]
@@ -110,19 +111,30 @@ def test_a_missing_compas_file_is_skipped_with_how_to_get_it(
 ) -> None:
     monkeypatch.setenv(datasets.COMPAS_CSV_VARIABLE, str(tmp_path / "absent.csv"))
     present, skipped = datasets.available_cases()
-    assert list(present) == ["adult_sex", "adult_race", "german_sex"]
+    assert list(present) == ["adult_sex", "adult_race", "adult_plain", "german_sex"]
     message = skipped["compas_race"]
     for needed in ("compas-scores-two-years.csv", "compas-analysis", "FAIRDISTILL_COMPAS_CSV"):
         assert needed in message
     assert str(tmp_path / "absent.csv") in message
 
 
-@pytest.mark.parametrize("name", ["adult_sex", "adult_race", "german_sex"])
+@pytest.mark.parametrize("name", ["adult_sex", "adult_race", "adult_plain", "german_sex"])
 def test_bundled_cases_load_and_complete(name: str) -> None:
     frame, spec = datasets.load_case(datasets.benchmark_cases()[name])
     assert frame.height >= spec.min_rows
     assert spec.ignored_columns == []
     assert spec.target.column not in spec.feature_columns
+
+
+def test_the_plain_adult_case_is_derived_with_a_minimal_spec() -> None:
+    case = datasets.benchmark_cases()["adult_plain"]
+    spec = load_spec(case.spec_path)
+    assert spec.columns == {}
+    frame, completed = datasets.load_case(case)
+    assert frame.shape == (45_222, 14)
+    assert "fnlwgt" not in frame.columns and frame.null_count().sum_horizontal().item() == 0
+    assert completed.column("age").type == "integer"
+    assert completed.column("occupation").type == "categorical"
 
 
 @needs_compas
