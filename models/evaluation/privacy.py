@@ -17,7 +17,8 @@ from fairdistill.models.evaluation.embedding import nearest_neighbours, subsampl
 
 DEFAULT_MAX_ROWS = 5000
 DCR_HISTOGRAM_BINS = 30
-_LOW_QUANTILE = 0.05
+# The share of fresh real rows closer to the training rows than the holdout's low quantile.
+LOW_QUANTILE = 0.05
 
 
 def distance_to_closest_record(
@@ -43,15 +44,36 @@ def closest_record_distances(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distance from each synthetic row, and from each holdout row, to its closest training row.
 
+    The first column of :func:`nearest_record_distances` with one neighbour.
+    """
+    synthetic, holdout = nearest_record_distances(
+        train_emb, synth_emb, holdout_emb, seed, max_rows, neighbours=1
+    )
+    return synthetic[:, 0], holdout[:, 0]
+
+
+def nearest_record_distances(
+    train_emb: np.ndarray,
+    synth_emb: np.ndarray,
+    holdout_emb: np.ndarray,
+    seed: int,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    neighbours: int = 2,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distances from each synthetic row, and from each holdout row, to its ``neighbours``
+    closest training rows (one column each, closest first).
+
     All embeddings come from one fitted :class:`Embedding`. The training rows are searched in
     full, as a subsample would hide the very copies this looks for; the synthetic and holdout
     rows asked about are at most ``max_rows`` each, drawn with ``default_rng(seed)``.
     """
     if not (train_emb.shape[0] and synth_emb.shape[0] and holdout_emb.shape[0]):
         raise ValueError("distance to closest record needs training, synthetic and holdout rows")
+    if train_emb.shape[0] < neighbours:
+        raise ValueError(f"{neighbours} nearest records need at least {neighbours} training rows")
     rng = np.random.default_rng(seed)
-    synthetic = _closest(train_emb, subsample_rows(synth_emb, max_rows, rng))
-    holdout = _closest(train_emb, subsample_rows(holdout_emb, max_rows, rng))
+    synthetic = _nearest(train_emb, subsample_rows(synth_emb, max_rows, rng), neighbours)
+    holdout = _nearest(train_emb, subsample_rows(holdout_emb, max_rows, rng), neighbours)
     return synthetic, holdout
 
 
@@ -64,9 +86,9 @@ def dcr_summary(synthetic: np.ndarray, holdout: np.ndarray) -> dict[str, float]:
     """
     summary = {
         "synthetic_median": float(np.median(synthetic)),
-        "synthetic_p5": float(np.quantile(synthetic, _LOW_QUANTILE)),
+        "synthetic_p5": float(np.quantile(synthetic, LOW_QUANTILE)),
         "holdout_median": float(np.median(holdout)),
-        "holdout_p5": float(np.quantile(holdout, _LOW_QUANTILE)),
+        "holdout_p5": float(np.quantile(holdout, LOW_QUANTILE)),
     }
     summary["median_ratio"] = _ratio(summary["synthetic_median"], summary["holdout_median"])
     summary["p5_ratio"] = _ratio(summary["synthetic_p5"], summary["holdout_p5"])
@@ -115,9 +137,9 @@ def exact_copy_rate(
     return copies.height / other.height
 
 
-def _closest(reference: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    distances, _ = nearest_neighbours(reference, queries, 1)
-    return distances[:, 0]
+def _nearest(reference: np.ndarray, queries: np.ndarray, neighbours: int) -> np.ndarray:
+    distances, _ = nearest_neighbours(reference, queries, neighbours)
+    return distances
 
 
 def _ratio(numerator: float, denominator: float) -> float:

@@ -12,16 +12,21 @@ several; ``<family>`` a classifier family; ``<col>`` a column):
   ``trtr|tstr|tsts.<family>.<attr>.{demographic_parity_ratio,...,equalized_odds_difference}``;
   ``tstr.<family>.auroc_ratio_to_trtr``;
 - ``fidelity.{alpha_precision,beta_recall,authenticity,density,coverage,mean_tvd,
-  mean_wasserstein,mean_ks,correlation_difference}``, ``fidelity.tvd.<col>``,
-  ``fidelity.wasserstein.<col>``, ``fidelity.ks.<col>``;
+  mean_wasserstein,mean_ks,column_shapes,correlation_difference,discriminator_auc}``,
+  ``fidelity.tvd.<col>``, ``fidelity.wasserstein.<col>``, ``fidelity.ks.<col>``;
 - ``privacy.dcr.<statistic>``, ``privacy.exact_copy_rate`` (synthetic rows that copy a training
-  row) and ``privacy.holdout_exact_copy_rate`` (the same for the real test rows: the baseline).
+  row) and ``privacy.holdout_exact_copy_rate`` (the same for the real test rows: the baseline),
+  ``privacy.nndr_median``;
+- ``holdout.fidelity.<name>`` and ``holdout.privacy.nndr_median``: the same figures with the
+  real test rows in place of the synthetic ones, the reference an ideal generator reaches (see
+  ``reference.py``).
 
 Tables (plain lists and dicts, JSON-ready) hold what a report shows beyond the metrics:
 ``label_parity``, ``utility`` (per-group rates of every protocol), ``fidelity`` (the
 alpha/beta curves, per-column distances, ``marginal_histograms`` of every column and both
 ``association`` matrices), ``privacy`` (the DCR summary and ``dcr_histogram``, row counts of the
-synthetic and holdout distances over shared bins), ``timings_s`` and ``sampling``.
+synthetic and holdout distances over shared bins), ``holdout_reference`` (the holdout's figures
+and the sample sizes behind them), ``timings_s`` and ``sampling``.
 
 Sampling: the sample-level fidelity metrics use at most ``max_rows`` real training and synthetic
 rows, and DCR at most ``max_rows`` synthetic and test rows against the full training data (see
@@ -53,21 +58,28 @@ from fairdistill.models.evaluation.fidelity import (
     DEFAULT_MAX_ROWS,
     NEIGHBOURS,
     alpha_precision_beta_recall_authenticity,
+    column_shapes,
     correlation_difference,
     density_coverage,
     marginal_distances,
     marginal_histograms,
 )
 from fairdistill.models.evaluation.privacy import (
-    closest_record_distances,
     dcr_histogram,
     dcr_summary,
     exact_copy_rate,
+    nearest_record_distances,
 )
 from fairdistill.models.evaluation.protocols import PROTOCOLS, UTILITY_METRICS
+from fairdistill.models.evaluation.reference import (
+    DISCRIMINATOR_MAX_ROWS,
+    discriminator_auc,
+    distance_ratios,
+)
 from fairdistill.models.evaluation.utility import FAMILIES, Family, tstr_trtr
 from fairdistill.models.spec import DatasetSpec
 
+REFERENCE_SAMPLE_FIGURES = ("alpha_precision", "beta_recall", "authenticity", "density", "coverage")
 # MLflow also allows "/" and ":", but a "/" could make a name resolve to another path.
 _INVALID_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_\-. ]")
 
@@ -117,6 +129,9 @@ def evaluate_synthetic(
     with timed(timings, "privacy"):
         record_copies(result, real_train, real_test, synthetic)
         record_distances(result, train_emb, synth_emb, test_emb, seed, max_rows)
+    with timed(timings, "holdout_reference"):
+        embeddings = train_emb, synth_emb, test_emb
+        record_holdout_reference(result, real_train, real_test, embeddings, spec, seed, max_rows)
     result.tables["timings_s"] = timings
     result.tables["sampling"] = {"max_rows": max_rows, "seed": seed}
     return result
@@ -211,6 +226,7 @@ def record_fidelity(
     for distance in ("tvd", "wasserstein", "ks"):
         for column, value in marginals[distance].items():
             result.metrics[metric_name("fidelity", distance, column)] = value
+    result.metrics["fidelity.column_shapes"] = column_shapes(marginals)
     result.metrics["fidelity.correlation_difference"] = association.mean_absolute_difference
     result.tables["fidelity"] = {
         "alpha_precision_beta_recall": faithful,
@@ -252,13 +268,62 @@ def record_distances(
     max_rows: int,
 ) -> None:
     """Record distances to the closest training record, synthetic and holdout, in the embedding."""
-    synthetic, holdout = closest_record_distances(train_emb, synth_emb, test_emb, seed, max_rows)
+    # Two neighbours: the closest gives the DCR, the ratio of the two the NNDR.
+    synthetic, holdout = nearest_record_distances(train_emb, synth_emb, test_emb, seed, max_rows)
+    result.metrics["privacy.nndr_median"] = float(np.median(distance_ratios(synthetic)))
+    result.metrics["holdout.privacy.nndr_median"] = float(np.median(distance_ratios(holdout)))
+    synthetic, holdout = synthetic[:, 0], holdout[:, 0]
     dcr = dcr_summary(synthetic, holdout)
     for name, value in dcr.items():
         result.metrics[metric_name("privacy", "dcr", name)] = value
     privacy = result.tables.setdefault("privacy", {})
     privacy["dcr"] = dcr
     privacy["dcr_histogram"] = dcr_histogram(synthetic, holdout)
+
+
+def record_holdout_reference(
+    result: EvaluationResult,
+    real_train: pl.DataFrame,
+    real_test: pl.DataFrame,
+    embeddings: tuple[np.ndarray, np.ndarray, np.ndarray],
+    spec: DatasetSpec,
+    seed: int,
+    max_rows: int,
+) -> None:
+    """Record the discriminator AUC of the synthetic rows, and under ``holdout.`` every
+    fidelity figure as the real test rows score them (the NNDR comes with the distances).
+
+    The holdout's sample-level figures compare equal samples of training and test rows (at
+    most ``max_rows``, at most the test rows), as the synthetic ones compare equal samples
+    of training and synthetic rows; both discriminators see the same number of rows.
+    """
+    train_emb, synth_emb, test_emb = embeddings
+    metrics = result.metrics
+    compared = min(max_rows, DISCRIMINATOR_MAX_ROWS, synth_emb.shape[0], test_emb.shape[0])
+    holdout_rows = min(max_rows, test_emb.shape[0])
+    metrics["fidelity.discriminator_auc"] = discriminator_auc(train_emb, synth_emb, seed, compared)
+    reference = {
+        **alpha_precision_beta_recall_authenticity(train_emb, test_emb, seed, holdout_rows),
+        **density_coverage(train_emb, test_emb, seed=seed, max_rows=holdout_rows),
+    }
+    marginals = marginal_distances(real_train, real_test, spec)
+    association = correlation_difference(real_train, real_test, spec)
+    holdout = {
+        **{name: reference[name] for name in REFERENCE_SAMPLE_FIGURES},
+        "mean_tvd": marginals["mean_tvd"],
+        "mean_ks": marginals["mean_ks"],
+        "column_shapes": column_shapes(marginals),
+        "correlation_difference": association.mean_absolute_difference,
+        "discriminator_auc": discriminator_auc(train_emb, test_emb, seed, compared),
+    }
+    for name, value in holdout.items():
+        metrics[metric_name("holdout", "fidelity", name)] = value
+    result.tables["holdout_reference"] = {
+        "fidelity": holdout,
+        "privacy": {"nndr_median": metrics["holdout.privacy.nndr_median"]},
+        "sample_rows": holdout_rows,
+        "discriminator_rows": compared,
+    }
 
 
 def _positive_rate(frame: pl.DataFrame, spec: DatasetSpec) -> float:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from fairdistill.models.evaluation.fairness import INTERSECTION
+from fairdistill.models.evaluation.privacy import LOW_QUANTILE
 from fairdistill.models.evaluation.protocols import PROTOCOLS
 from fairdistill.models.reporting.data import (
     Association,
@@ -34,15 +35,17 @@ FIDELITY_SUMMARY = (
     "coverage",
     "mean_tvd",
     "mean_ks",
+    "column_shapes",
     "correlation_difference",
+    "discriminator_auc",
 )
+# The holdout's own copy rate and distance are the reference column beside these.
 PRIVACY_SUMMARY = (
     "exact_copy_rate",
-    "holdout_exact_copy_rate",
     "dcr.synthetic_median",
-    "dcr.holdout_median",
     "dcr.median_ratio",
     "dcr.synthetic_share_below_holdout_p5",
+    "nndr_median",
 )
 SHOWN_MARGINALS = 6
 
@@ -183,6 +186,63 @@ def utility_scores(tables: Mapping[str, Any]) -> dict[str, dict[str, dict[str, f
 
 def summary(metrics: Mapping[str, float], prefix: str, names: Sequence[str]) -> dict[str, float]:
     return {name: _float(metrics.get(f"{prefix}.{name}")) for name in names}
+
+
+# Which side of the real held-out rows' score is better: "higher", "lower", or "match" for
+# figures whose ideal is the holdout's own value (density above it means crowding).
+FIGURE_DIRECTIONS = {
+    "alpha_precision": "higher",
+    "beta_recall": "higher",
+    "authenticity": "match",
+    "density": "match",
+    "coverage": "higher",
+    "mean_tvd": "lower",
+    "mean_ks": "lower",
+    "column_shapes": "higher",
+    "correlation_difference": "lower",
+    "discriminator_auc": "lower",
+    "exact_copy_rate": "lower",
+    "dcr.synthetic_median": "higher",
+    "dcr.synthetic_share_below_holdout_p5": "lower",
+    "nndr_median": "higher",
+}
+# Two scores this close read as equal: about the spread of one figure between two samples of
+# 5,000 real rows (relative for distances, which have the table's own scale).
+SAME_SCORE = 0.02
+
+
+def holdout_references(metrics: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """What the real held-out rows score on each fidelity and privacy figure of the report.
+
+    NaN where the evaluation computed no reference (images, or an older run).
+    """
+    fidelity = summary(metrics, "holdout.fidelity", FIDELITY_SUMMARY)
+    privacy = {
+        "exact_copy_rate": _float(metrics.get("privacy.holdout_exact_copy_rate")),
+        "dcr.synthetic_median": _float(metrics.get("privacy.dcr.holdout_median")),
+        # By construction: the holdout's own share below its 5th percentile.
+        "dcr.synthetic_share_below_holdout_p5": LOW_QUANTILE
+        if "privacy.dcr.holdout_p5" in metrics
+        else math.nan,
+        "nndr_median": _float(metrics.get("holdout.privacy.nndr_median")),
+    }
+    return {"fidelity": fidelity, "privacy": privacy}
+
+
+def reading(name: str, synthetic: float, reference: float) -> str:
+    """A plain-language comparison of a synthetic figure with the holdout's."""
+    direction = FIGURE_DIRECTIONS.get(name)
+    if direction is None or math.isnan(synthetic) or math.isnan(reference):
+        return ""
+    gap = synthetic - reference
+    if abs(gap) <= SAME_SCORE * max(1.0, abs(reference)):
+        return "as real held-out rows"
+    if direction == "match":
+        side = "above" if gap > 0 else "below"
+        return f"{side} real held-out rows by {abs(gap):.3f}"
+    better = gap > 0 if direction == "higher" else gap < 0
+    verdict = "better" if better else "worse"
+    return f"{verdict} than real held-out rows by {abs(gap):.3f}"
 
 
 def most_different_marginals(

@@ -177,6 +177,9 @@ class ReportData:
     models: list[ModelSummary]
     provenance: Provenance
     samples: list[SampleGrid] = field(default_factory=list)
+    # What the real held-out rows score on the same figures (NaN where not computed).
+    fidelity_reference: dict[str, float] = field(default_factory=dict)
+    privacy_reference: dict[str, float] = field(default_factory=dict)
     schema_version: int = REPORT_SCHEMA_VERSION
 
     @property

@@ -16,6 +16,7 @@ from html import escape
 from typing import Any
 
 from fairdistill.models.reporting import plots
+from fairdistill.models.reporting.content import reading
 from fairdistill.models.reporting.data import GroupFairness, ModelSummary, ReportData
 
 PROTOCOL_LABELS = {
@@ -31,16 +32,19 @@ FIDELITY_TEXT = {
     "coverage": "real neighbourhoods holding a synthetic row (1 = all)",
     "mean_tvd": "mean total variation distance of categorical columns (0 = identical)",
     "mean_ks": "mean Kolmogorov-Smirnov statistic of numeric columns (0 = identical)",
-    "correlation_difference": "mean absolute difference of pairwise associations (0 = same)",
+    "column_shapes": "mean of 1 - TVD (KS for numeric columns) over the columns (1 = same)",
+    "correlation_difference": "column-pair trends: mean absolute difference of pairwise "
+    "associations (0 = same)",
+    "discriminator_auc": "a classifier telling these rows from real training rows (0.5 = "
+    "it cannot)",
 }
 PRIVACY_TEXT = {
     "exact_copy_rate": "synthetic rows identical to a real training row",
-    "holdout_exact_copy_rate": "the same for unseen real rows: the baseline",
     "dcr.synthetic_median": "median distance from a synthetic row to its closest training row",
-    "dcr.holdout_median": "the same for unseen real rows",
     "dcr.median_ratio": "synthetic over holdout median (below 1: closer than fresh data)",
     "dcr.synthetic_share_below_holdout_p5": "synthetic rows closer than 95% of unseen real "
     "rows (about 0.05 when nothing is copied)",
+    "nndr_median": "closest over second-closest training-row distance (near 0: sits on one record)",
 }
 RATIO_GATES = {
     "demographic_parity_ratio": "min_demographic_parity_ratio",
@@ -402,11 +406,30 @@ def _utility(report: ReportData, figures: Mapping[str, bytes]) -> str:
     )
 
 
-def _metric_rows(values: Mapping[str, float], texts: Mapping[str, str]) -> list[list[str]]:
-    return [
-        [_td(_metric_label(name)), _cell(values.get(name)), _td(texts.get(name, ""))]
-        for name in values
-    ]
+REFERENCE_HEADER = ["metric", "synthetic", "real held-out rows", "reading", "meaning"]
+
+
+def _metric_rows(
+    values: Mapping[str, float], references: Mapping[str, float], texts: Mapping[str, str]
+) -> list[list[str]]:
+    """One row a figure: its value, the holdout's, how the two compare, what it measures."""
+    rows = []
+    for name in values:
+        value, reference = _float_or_nan(values.get(name)), _float_or_nan(references.get(name))
+        rows.append(
+            [
+                _td(_metric_label(name)),
+                _cell(value),
+                _cell(reference),
+                _td(reading(name, value, reference)),
+                _td(texts.get(name, "")),
+            ]
+        )
+    return rows
+
+
+def _float_or_nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
 
 
 def _metric_label(name: str) -> str:
@@ -420,8 +443,12 @@ def _fidelity(report: ReportData, figures: Mapping[str, bytes]) -> str:
     return (
         '<section id="fidelity"><h2>Fidelity</h2>'
         '<p class="note">How closely the synthetic rows follow the real training rows, '
-        "column by column and jointly.</p>"
-        + _table(["metric", "value", "meaning"], _metric_rows(report.fidelity, FIDELITY_TEXT))
+        "column by column and jointly, beside what real rows no model saw (the holdout) "
+        "score against the same training rows: the level an ideal generator reaches.</p>"
+        + _table(
+            REFERENCE_HEADER,
+            _metric_rows(report.fidelity, report.fidelity_reference, FIDELITY_TEXT),
+        )
         + f'<p class="note">{_text(report.marginal_selection)}</p>'
         + _figure(figures, "marginals", "Real (blue, filled) and synthetic (orange) shares.")
         + '<p class="note">Pairwise association of the columns (Cramér\'s V, correlation '
@@ -439,7 +466,10 @@ def _privacy(report: ReportData, figures: Mapping[str, bytes]) -> str:
         '<p class="note">Synthetic rows should sit no closer to the training rows than real '
         "rows the models never saw (the holdout); a synthetic curve shifted left of the grey "
         "one means memorised rows.</p>"
-        + _table(["metric", "value", "meaning"], _metric_rows(report.privacy, PRIVACY_TEXT))
+        + _table(
+            REFERENCE_HEADER,
+            _metric_rows(report.privacy, report.privacy_reference, PRIVACY_TEXT),
+        )
         + _figure(
             figures,
             "distance_to_closest_record",

@@ -123,6 +123,7 @@ def gather_report_data(inputs: RunInputs, decisions: list[GateDecision]) -> Repo
         else next(iter(tables["utility"]))
     )
     marginals, selection = content.most_different_marginals(tables["fidelity"])
+    references = content.holdout_references(metrics)
     models = [
         _model_summary(name, trained)
         for name, trained in (("teacher", inputs.teacher), ("student", inputs.student))
@@ -147,6 +148,8 @@ def gather_report_data(inputs: RunInputs, decisions: list[GateDecision]) -> Repo
         models=models,
         provenance=_provenance(inputs, spec, decisions, models),
         samples=_sample_grids(_stage_runs(inputs.context).get("generate")),
+        fidelity_reference=references["fidelity"],
+        privacy_reference=references["privacy"],
     )
 
 

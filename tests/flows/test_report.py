@@ -334,6 +334,13 @@ def test_the_report_opens_in_a_browser_with_the_verdict_on_the_first_screen(
     assert verdict["id"] == "verdict"
     assert verdict["top"] >= 0 and verdict["bottom"] <= height
     assert "PASSED" in verdict["text"] and "Fairness" in verdict["text"]
+    # Fidelity and privacy figures sit beside the real held-out rows' own scores.
+    headers = browser.evaluate(
+        "[...document.querySelectorAll('#fidelity th, #privacy th')].map(h => h.innerText)"
+    )
+    assert headers.count("real held-out rows") == 2
+    readings = browser.evaluate("document.querySelector('#fidelity table').innerText")
+    assert "real held-out rows by" in readings or "as real held-out rows" in readings
     shot = base64.b64decode(browser.call("Page.captureScreenshot", format="png")["data"])
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "report-screenshot.png").write_bytes(shot)

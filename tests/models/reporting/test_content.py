@@ -151,3 +151,34 @@ def test_a_history_becomes_one_series_per_metric() -> None:
     )
     assert summary.history["loss"] == [2.0, 1.0]
     assert summary.history["kl"][0] == 1.0 and math.isnan(summary.history["kl"][1])
+
+
+def test_each_figure_reads_against_the_holdout_in_its_own_direction() -> None:
+    assert content.reading("coverage", 0.85, 0.95) == "worse than real held-out rows by 0.100"
+    assert content.reading("mean_tvd", 0.01, 0.04) == "better than real held-out rows by 0.030"
+    assert content.reading("discriminator_auc", 0.51, 0.50) == "as real held-out rows"
+    assert content.reading("density", 1.30, 1.00) == "above real held-out rows by 0.300"
+    # Distances are read relative to their own scale.
+    assert content.reading("dcr.synthetic_median", 10.1, 10.0) == "as real held-out rows"
+    assert content.reading("coverage", math.nan, 0.9) == ""
+    assert content.reading("dcr.median_ratio", 1.0, 1.0) == ""
+
+
+def test_the_holdout_references_come_from_the_evaluation_metrics() -> None:
+    metrics = {
+        "holdout.fidelity.coverage": 0.93,
+        "privacy.holdout_exact_copy_rate": 0.002,
+        "privacy.dcr.holdout_median": 1.7,
+        "privacy.dcr.holdout_p5": 0.4,
+        "holdout.privacy.nndr_median": 0.8,
+    }
+    references = content.holdout_references(metrics)
+    assert references["fidelity"]["coverage"] == 0.93
+    assert math.isnan(references["fidelity"]["alpha_precision"])
+    assert references["privacy"] == {
+        "exact_copy_rate": 0.002,
+        "dcr.synthetic_median": 1.7,
+        "dcr.synthetic_share_below_holdout_p5": 0.05,
+        "nndr_median": 0.8,
+    }
+    assert math.isnan(content.holdout_references({})["privacy"]["nndr_median"])

@@ -125,3 +125,12 @@ def test_a_tracking_server_gets_a_link_and_a_local_store_the_ui_command(
     )
     local = render_html(report, figures)
     assert "mlflow ui --backend-store-uri sqlite:///tmp/mlflow.db" in local
+
+
+def test_fidelity_and_privacy_sit_beside_the_holdout_with_a_reading(page: str) -> None:
+    fidelity = page[page.index('id="fidelity"') : page.index('id="privacy"')]
+    assert "real held-out rows" in fidelity
+    assert "0.970" in fidelity and "worse than real held-out rows by 0.070" in fidelity
+    assert "worse than real held-out rows by 0.040" in fidelity  # mean TVD 0.05 vs 0.01
+    privacy = page[page.index('id="privacy"') :]
+    assert "as real held-out rows" in privacy  # no copies, as the holdout
