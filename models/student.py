@@ -47,9 +47,9 @@ from fairdistill.models.training import (
     EpochCallback,
     LoopSettings,
     TableTensors,
-    loop_settings,
     resolve_device,
     run_training,
+    schedule_from,
     seeded_module,
     table_tensors,
 )
@@ -188,16 +188,7 @@ STUDENT_BATCH_BOUNDS = (64, 512)
 
 def student_schedule(config: StudentConfig, rows: int, seed: int) -> LoopSettings:
     """Epochs and batch size of the distillation on ``rows`` rows."""
-    return loop_settings(
-        rows,
-        epochs=config.epochs,
-        steps=config.steps,
-        batch_size=config.batch_size,
-        batch_bounds=STUDENT_BATCH_BOUNDS,
-        learning_rate=config.learning_rate,
-        seed=seed,
-        cosine_decay=config.cosine_decay,
-    )
+    return schedule_from(config, rows, STUDENT_BATCH_BOUNDS, seed)
 
 
 def latent_error_weights(codes: Tensor, config: StudentConfig) -> Tensor:

@@ -65,9 +65,9 @@ from fairdistill.models.training import (
     TableTensors,
     encoder_condition,
     joint_group_index,
-    loop_settings,
     resolve_device,
     run_training,
+    schedule_from,
     seeded_module,
     table_tensors,
 )
@@ -361,16 +361,7 @@ TEACHER_BATCH_BOUNDS = (64, 256)
 
 def teacher_schedule(config: TeacherConfig, rows: int, seed: int) -> LoopSettings:
     """Epochs and batch size of the teacher's training on ``rows`` rows."""
-    return loop_settings(
-        rows,
-        epochs=config.epochs,
-        steps=config.steps,
-        batch_size=config.batch_size,
-        batch_bounds=TEACHER_BATCH_BOUNDS,
-        learning_rate=config.learning_rate,
-        seed=seed,
-        cosine_decay=config.cosine_decay,
-    )
+    return schedule_from(config, rows, TEACHER_BATCH_BOUNDS, seed)
 
 
 def calibrate_label_rate(

@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -265,6 +265,37 @@ def loop_settings(
         per_pass = max(1, rows // batch) if rows > batch else 1
         epochs = max(1, math.ceil(steps / per_pass))
     return LoopSettings(epochs, batch, learning_rate, seed, cosine_decay)
+
+
+class ScheduleOptions(Protocol):
+    """The loop options a stage's config holds (the teacher's and the student's)."""
+
+    @property
+    def epochs(self) -> int | None: ...
+    @property
+    def steps(self) -> int: ...
+    @property
+    def batch_size(self) -> int | None: ...
+    @property
+    def learning_rate(self) -> float: ...
+    @property
+    def cosine_decay(self) -> bool: ...
+
+
+def schedule_from(
+    config: ScheduleOptions, rows: int, batch_bounds: tuple[int, int], seed: int
+) -> LoopSettings:
+    """:func:`loop_settings` with the options of a stage's ``config``."""
+    return loop_settings(
+        rows,
+        epochs=config.epochs,
+        steps=config.steps,
+        batch_size=config.batch_size,
+        batch_bounds=batch_bounds,
+        learning_rate=config.learning_rate,
+        seed=seed,
+        cosine_decay=config.cosine_decay,
+    )
 
 
 def run_training(
