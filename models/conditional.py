@@ -158,9 +158,12 @@ def sample_conditional(
     """Exactly ``rows`` rows meeting every condition, each group's count from ``mix``."""
     settings = settings or ConditionalSettings()
     quotas = group_quotas(generator, conditions, rows, seed=seed, mix=mix)
+    # Conditions on sensitive attributes hold by the choice of groups: nothing to reject on.
+    sensitive = set(generator.codec.sensitive_columns)
+    rejected = ConditionSet(tuple(c for c in conditions.conditions if c.column not in sensitive))
     frames, fills = [], []
     for index, (group, quota) in enumerate(quotas):
-        frame, fill = _fill_group(generator, conditions, group, quota, settings, seed, index)
+        frame, fill = _fill_group(generator, rejected, group, quota, settings, seed, index)
         frames.append(frame)
         fills.append(fill)
     combined = pl.concat(frames) if frames else generator.to_frame(_empty(generator))
@@ -362,7 +365,8 @@ def _draw_until_full(
     while remaining.sum() > 0:
         estimate = np.where(tried > 0, (hits + 1) / (tried + 1), rates)
         need = np.divide(remaining, estimate, out=np.zeros(len(targets)), where=remaining > 0)
-        wanted = np.ceil(need * settings.overdraw)
+        # A component that accepts everything needs exactly its rows; others a margin.
+        wanted = np.where(estimate >= 1.0, remaining, np.ceil(need * settings.overdraw))
         wanted = _fit_batch(wanted.astype(np.int64), settings.batch_rows)
         components = np.repeat(np.arange(len(targets)), wanted)
         frame = _decode_components(
