@@ -162,3 +162,18 @@ def test_a_moved_input_is_recorded_as_unavailable(source_manifest: Path) -> None
     manifest["input"] = {**manifest["input"], "sha256": "0" * 64}
     reason = recorded_split(manifest, DatasetSpec.model_validate(manifest["spec"]))
     assert isinstance(reason, str) and "input is unavailable" in reason
+
+
+def test_the_registered_pyfunc_takes_conditions_in_a_where_column(source_manifest: Path) -> None:
+    import pandas as pd
+
+    from fairdistill.tasks.services.generator_source import load_generator, resolve_source
+
+    tracking_uri = load_settings().tracking_uri
+    generator = load_generator(
+        resolve_source(str(source_manifest), tracking_uri=tracking_uri), tracking_uri
+    )
+    requests = pd.DataFrame({"rows": [40, 30], "seed": [1, 2], "where": [["age < 30"], None]})
+    rows = generator.predict(None, requests)
+    assert len(rows) == 70
+    assert (rows["age"].iloc[:40] < 30).all()
