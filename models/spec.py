@@ -18,10 +18,19 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
 
+from fairdistill.models.constraints import (
+    CHECK_CONSTRAINT,
+    SUPPORTED_FORMS,
+    RuleSyntaxError,
+    check_rules_against_spec,
+    parse_rule,
+    spec_rules,
+)
 from fairdistill.models.errors import SpecError
 from fairdistill.models.schema_problems import SchemaProblem, first_problem
 
@@ -161,6 +170,29 @@ class ImageSpec(_Strict):
         return ColumnSpec(type="continuous", nullable=False, min=self.min_value, max=self.max_value)
 
 
+class ConstraintSpec(_Strict):
+    """One cross-column rule; a plain string in the spec is its ``rule``."""
+
+    rule: str = Field(
+        min_length=1,
+        description="e.g. 'end >= start', 'capital_gain == 0 or capital_loss == 0', "
+        "'education_num determined by education'",
+    )
+    name: str | None = Field(
+        default=None,
+        description="What the rule is called in metrics and reports; default: from its text "
+        "('end >= start' is end_ge_start).",
+    )
+
+    @model_validator(mode="after")
+    def _supported_form(self) -> ConstraintSpec:
+        try:
+            parse_rule(self.rule, self.name)
+        except RuleSyntaxError as error:
+            raise ValueError(str(error)) from error
+        return self
+
+
 class Provenance(_Strict):
     source: str | None = None
     licence: str | None = None
@@ -183,6 +215,11 @@ class DatasetSpec(_Strict):
     min_rows: int = Field(default=100, ge=1)
     min_group_rows: int = Field(default=20, ge=1)
     max_categories: int = Field(default=DEFAULT_MAX_CATEGORIES, ge=2)
+    constraints: tuple[ConstraintSpec, ...] = Field(
+        default=(),
+        description="Cross-column rules every input row must obey (checked by validation) "
+        "and every synthetic row obeys (repaired on generation); see the README.",
+    )
     provenance: Provenance | None = None
     split_column: str | None = Field(
         default=None,
@@ -220,6 +257,8 @@ class DatasetSpec(_Strict):
     def _modality_fields(self) -> DatasetSpec:
         if (self.modality == "image") != (self.image is not None):
             raise ValueError("'image' (channels, height, width) goes with modality: image only")
+        if self.modality == "image" and self.constraints:
+            raise ValueError("constraints relate table columns; an image dataset takes none")
         if self.split_column is not None and self.split_column in (
             self.target.column,
             *self.sensitive_columns,
@@ -230,6 +269,18 @@ class DatasetSpec(_Strict):
                 "or a listed column; the split column is never modelled"
             )
         return self
+
+    @field_validator("constraints", mode="before")
+    @classmethod
+    def _rule_strings(cls, value: object) -> object:
+        if isinstance(value, list | tuple):
+            return [{"rule": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_serializer("constraints")
+    def _rules_as_written(self, value: tuple[ConstraintSpec, ...]) -> list[object]:
+        """A rule without a name is written back as the plain string it was given as."""
+        return [item.rule if item.name is None else item.model_dump() for item in value]
 
     @field_validator("sensitive")
     @classmethod
@@ -329,6 +380,13 @@ def _spec_schema_error(problem: SchemaProblem, source: str) -> SpecError:
             hint="the target (column, positive) and at least one sensitive attribute "
             "(column, privileged) cannot be inferred and must be given",
         )
+    if where.startswith("constraints"):
+        return SpecError(
+            f"The dataset spec field '{where}' is invalid: {problem.message}",
+            file=source,
+            rule=CHECK_CONSTRAINT,
+            hint=f"write each constraint in one of the supported forms: {SUPPORTED_FORMS}",
+        )
     return SpecError(
         f"The dataset spec field '{where}' is invalid: {problem.message}",
         file=source,
@@ -410,7 +468,9 @@ def complete_spec(spec: DatasetSpec, frame: pl.DataFrame, *, source: str = "<dat
         skip={spec.target.column, *spec.sensitive_columns, *split},
         max_categories=spec.max_categories,
     )
-    return align_labels(spec, frame).model_copy(update={"columns": columns})
+    completed = align_labels(spec, frame).model_copy(update={"columns": columns})
+    check_rules_against_spec(spec_rules(completed), completed, frame.columns, source=source)
+    return completed
 
 
 def align_labels(spec: DatasetSpec, frame: pl.DataFrame) -> DatasetSpec:
@@ -549,4 +609,7 @@ def _monotonic(series: pl.Series) -> bool:
 
 
 def spec_to_yaml(spec: DatasetSpec) -> str:
-    return yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    raw = spec.model_dump(mode="json", exclude_none=True)
+    if not raw.get("constraints"):
+        raw.pop("constraints", None)  # most specs have none: keep their YAML as it was
+    return yaml.safe_dump(raw, sort_keys=False)

@@ -16,6 +16,7 @@ import polars as pl
 from torch import Tensor, nn
 
 from fairdistill.models.blocks import EncodedTable
+from fairdistill.models.codec import TabularCodec
 from fairdistill.models.config import EvaluateConfig, GenerateConfig, PrepareConfig
 from fairdistill.models.evaluation import EvaluationResult, evaluate_synthetic
 from fairdistill.models.evaluation.image import evaluate_images
@@ -242,6 +243,33 @@ def transform_table(
         seed=seed,
         criterion=teacher.criterion,
     )
+
+
+@dataclass(frozen=True)
+class DecodedRows:
+    """Generated rows as a table, and how many of them each spec constraint repaired."""
+
+    frame: pl.DataFrame
+    repaired: dict[str, int] = field(default_factory=dict)
+
+    def repair_metrics(self) -> dict[str, float]:
+        """``constraints.<name>.repaired_rows`` and ``.repaired_share`` per constraint."""
+        rows = max(self.frame.height, 1)
+        metrics: dict[str, float] = {}
+        for name, count in self.repaired.items():
+            metrics[f"constraints.{name}.repaired_rows"] = float(count)
+            metrics[f"constraints.{name}.repaired_share"] = count / rows
+        return metrics
+
+
+def decode_rows(codec: Codec, encoded: EncodedTable) -> DecodedRows:
+    """Decode generated rows; a table's rows are repaired to obey the spec's constraints."""
+    if isinstance(codec, TabularCodec):
+        frame, repaired = codec.decode_with_repairs(
+            encoded.features, encoded.sensitive, encoded.label
+        )
+        return DecodedRows(frame, repaired)
+    return DecodedRows(codec.decode(encoded.features, encoded.sensitive, encoded.label))
 
 
 # ------------------------------------------------------------------------------ evaluate

@@ -1,0 +1,695 @@
+"""Cross-column rules a dataset spec declares, checked on the input, guaranteed on the output.
+
+A spec's ``constraints:`` list holds rules the real rows obey and the synthetic rows must
+obey too. Three forms are understood (column names are bare words, or in backticks when
+they hold spaces or other characters):
+
+- ``end >= start`` (also ``>``, ``<=``, ``<``): a comparison between two numeric columns.
+- ``capital_gain == 0 or capital_loss == 0``: at least one of two numeric columns holds its
+  number (any two numbers; with zeros: at most one of the two is non-zero).
+- ``education_num determined by education``: each value of the second column goes with one
+  value of the first (categorical or integer columns; the determining column may also be
+  the target or a sensitive attribute).
+
+A row with a missing value in a compared column obeys a comparison and an ``or`` rule (the
+rule cannot be judged on it); in a ``determined by`` rule a missing value is a value.
+
+Generated rows are repaired, never dropped, by :func:`enforce` (each repair keeps the
+columns' bounds and rounding; see the repair functions for the choices):
+
+- comparison: the two values swap places when each fits the other column; else the larger
+  side moves to the smaller one (the least step past it for ``>``/``<``);
+- ``or`` rule: the value smaller relative to its column's typical size takes its number;
+- ``determined by``: the determined column takes the value the training rows pair with the
+  drawn determining value.
+
+The rules and what they learn from the training rows are plain JSON
+(:meth:`FittedConstraints.to_dict`), stored inside the codec so every decoder of generated
+rows, the registered model included, applies the same repairs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from fairdistill.models.errors import ConstraintError, SpecError
+
+if TYPE_CHECKING:
+    from fairdistill.models.spec import ColumnSpec, DatasetSpec
+
+SUPPORTED_FORMS = (
+    "'A >= B' (or >, <=, <) between two numeric columns; 'A == 0 or B == 0' (any two "
+    "numbers: at least one of the two numeric columns holds its number); 'B determined by "
+    "A' (categorical or integer columns: each value of A goes with one value of B). Write a "
+    "column name with spaces in backticks: `hours per week`"
+)
+CHECK_CONSTRAINT = "spec-constraint"
+# Repairs of one rule can undo another's when they share a column; a few passes settle any
+# rules that can hold together, and a rule still broken after them is an error, not a drop.
+REPAIR_PASSES = 4
+MAX_EXAMPLES = 5
+_NUMERIC = ("integer", "continuous")
+_FLIPPED = {">=": "<=", ">": "<", "<=": ">=", "<": ">"}
+_TOKEN = re.compile(
+    r"\s*(?:(?P<quoted>`[^`]+`)|(?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
+    r"|(?P<op>>=|<=|==|!=|>|<)|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<other>\S))"
+)
+_KEYWORDS = frozenset({"or", "and", "determined", "by", "not"})
+_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+class RuleSyntaxError(ValueError):
+    """A rule is not one of the supported forms; the message says which forms are."""
+
+
+# ----------------------------------------------------------------------------- the rules
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``high >= low`` (``strict``: ``high > low``); ``a <= b`` is read as ``b >= a``."""
+
+    text: str
+    name: str
+    high: str
+    low: str
+    strict: bool
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.high, self.low)
+
+    def broken(self) -> pl.Expr:
+        high, low = pl.col(self.high), pl.col(self.low)
+        return (high <= low) if self.strict else (high < low)
+
+
+@dataclass(frozen=True)
+class EitherEquals:
+    """``a == value_a or b == value_b``."""
+
+    text: str
+    name: str
+    first: str
+    first_value: float
+    second: str
+    second_value: float
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.first, self.second)
+
+    def broken(self) -> pl.Expr:
+        # Kleene logic: a missing value makes the conjunction null or false, never true.
+        return (pl.col(self.first) != self.first_value) & (pl.col(self.second) != self.second_value)
+
+
+@dataclass(frozen=True)
+class Determined:
+    """``dependent determined by determinant``: one dependent value per determinant value."""
+
+    text: str
+    name: str
+    dependent: str
+    determinant: str
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.dependent, self.determinant)
+
+
+Rule = Comparison | EitherEquals | Determined
+
+
+# ---------------------------------------------------------------------------- the parser
+
+
+def parse_rule(text: str, name: str | None = None) -> Rule:
+    """The rule written as ``text``; raises :class:`RuleSyntaxError` for any other form."""
+    tokens = _tokens(text)
+    shape = [
+        kind if kind != "word" or value.lower() not in _KEYWORDS else value.lower()
+        for kind, value in tokens
+    ]
+    values = [value for _, value in tokens]
+    rule_name = name or default_name(text)
+    if name is not None and not _NAME.match(name):
+        raise RuleSyntaxError(
+            f"constraint name '{name}' may hold only letters, digits, '_' and '-'"
+        )
+    if shape == ["column", "op", "column"] and values[1] in _FLIPPED:
+        return _comparison(text, rule_name, values[0], values[1], values[2])
+    if shape == ["column", "op", "number", "or", "column", "op", "number"] and (
+        values[1] == values[5] == "=="
+    ):
+        return EitherEquals(
+            text, rule_name, values[0], float(values[2]), values[4], float(values[6])
+        )
+    if shape == ["column", "determined", "by", "column"]:
+        return Determined(text, rule_name, values[0], values[3])
+    raise RuleSyntaxError(f"constraint '{text}' is not a supported form{_form_note(shape)}")
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup or "other"
+        value = match.group(kind)
+        if kind == "other":
+            raise RuleSyntaxError(f"constraint '{text}' holds '{value}', which no rule uses")
+        if kind == "quoted":
+            kind, value = "column", value[1:-1]
+        elif kind == "word" and value.lower() not in _KEYWORDS:
+            kind = "column"
+        found.append((kind, value))
+    return found
+
+
+def _form_note(shape: list[str]) -> str:
+    """Why a near miss is not a rule, where that helps more than the list of forms."""
+    if shape in (["column", "op", "number"], ["number", "op", "column"]):
+        return " (a bound on one column is its min or max under columns: in the spec)"
+    if "and" in shape:
+        return " ('and' joins no rule: write each rule as its own entry)"
+    return ""
+
+
+def _comparison(text: str, name: str, left: str, op: str, right: str) -> Comparison:
+    if op in ("<=", "<"):
+        left, right, op = right, left, _FLIPPED[op]
+    return Comparison(text, name, high=left, low=right, strict=op == ">")
+
+
+def default_name(text: str) -> str:
+    """A rule's name when the spec gives none, fit for a metric name: ``end >= start`` ->
+    ``end_ge_start``."""
+    words = {">=": " ge ", "<=": " le ", "==": " eq ", ">": " gt ", "<": " lt "}
+    for op, word in words.items():
+        text = text.replace(op, word)
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "constraint"
+
+
+# ---------------------------------------------------------------- rules against the spec
+
+
+def check_rules_against_spec(
+    rules: Sequence[Rule], spec: DatasetSpec, data_columns: Sequence[str], *, source: str
+) -> None:
+    """Refuse a rule whose columns the data lacks or whose columns cannot take the rule.
+
+    ``spec`` is complete (every column typed). One :class:`SpecError` names the first
+    problem, the rule and the column.
+    """
+    names = [rule.name for rule in rules]
+    for rule in rules:
+        if names.count(rule.name) > 1:
+            raise _rule_error(
+                rule,
+                f"shares its name '{rule.name}' with another rule",
+                source,
+                None,
+                "give one of them another name: {rule: '...', name: '...'}",
+            )
+        for column in rule.columns:
+            _check_column_exists(rule, column, spec, data_columns, source)
+        if len(set(rule.columns)) < len(rule.columns):
+            raise _rule_error(rule, "names the same column twice", source, rule.columns[0])
+        if isinstance(rule, Determined):
+            _check_determined(rule, spec, source)
+        else:
+            for column in rule.columns:
+                _check_numeric(rule, column, spec, source)
+        if isinstance(rule, EitherEquals):
+            _check_constants(rule, spec, source)
+
+
+def _check_column_exists(
+    rule: Rule, column: str, spec: DatasetSpec, data_columns: Sequence[str], source: str
+) -> None:
+    if column in data_columns:
+        if spec.split_column == column or (
+            column in spec.columns and spec.columns[column].role == "ignore"
+        ):
+            raise _rule_error(
+                rule,
+                f"names column '{column}', which is not modelled (role: ignore or "
+                "the split column), so the synthetic data has no such column",
+                source,
+                column,
+                f"give '{column}' role: feature in the spec, or remove the rule",
+            )
+        return
+    from fairdistill.models.schema_problems import closest
+
+    guess = closest(column, list(data_columns))
+    raise _rule_error(
+        rule,
+        f"names column '{column}', which the data lacks"
+        + (f" (did you mean '{guess}'?)" if guess else ""),
+        source,
+        column,
+        f"write '{guess}'" if guess else f"use one of: {', '.join(list(data_columns)[:12])}",
+    )
+
+
+def _role(column: str, spec: DatasetSpec) -> str:
+    if column == spec.target.column:
+        return "the target"
+    if column in spec.sensitive_columns:
+        return "a sensitive attribute"
+    return "a feature"
+
+
+def _check_numeric(rule: Rule, column: str, spec: DatasetSpec, source: str) -> None:
+    role = _role(column, spec)
+    if role != "a feature":
+        raise _rule_error(
+            rule, f"compares '{column}', which is {role} (labels, not numbers)", source, column
+        )
+    kind = spec.columns[column].type
+    if kind not in _NUMERIC:
+        raise _rule_error(
+            rule,
+            f"compares '{column}', which is {kind}, as a number",
+            source,
+            column,
+            f"declare '{column}' integer or continuous, or use 'B determined by A' for categories",
+        )
+
+
+def _check_determined(rule: Determined, spec: DatasetSpec, source: str) -> None:
+    role = _role(rule.dependent, spec)
+    if role != "a feature":
+        raise _rule_error(
+            rule,
+            f"would set '{rule.dependent}', which is {role}: repairing it would change "
+            "the labels or groups the fairness measures are about",
+            source,
+            rule.dependent,
+            f"swap the columns ('{rule.determinant} determined by {rule.dependent}') or "
+            "remove the rule",
+        )
+    for column in rule.columns:
+        if _role(column, spec) != "a feature":
+            continue  # target and sensitive attributes are categorical labels
+        kind = spec.columns[column].type
+        if kind == "continuous":
+            raise _rule_error(
+                rule,
+                f"uses '{column}', a continuous column: 'determined by' pairs "
+                "categories or integers",
+                source,
+                column,
+                f"declare '{column}' integer or categorical in the spec",
+            )
+
+
+def _check_constants(rule: EitherEquals, spec: DatasetSpec, source: str) -> None:
+    pairs = ((rule.first, rule.first_value), (rule.second, rule.second_value))
+    for column, value in pairs:
+        column_spec = spec.columns[column]
+        if not _value_range(column_spec).admits(np.asarray([value])).all():
+            raise _rule_error(
+                rule,
+                f"sets '{column}' to {value:g}, outside its bounds or rounding "
+                f"(min {column_spec.min}, max {column_spec.max}, {column_spec.type})",
+                source,
+                column,
+                f"widen min/max of '{column}' in the spec or fix the rule",
+            )
+
+
+def _rule_error(
+    rule: Rule, problem: str, source: str, column: str | None, hint: str | None = None
+) -> SpecError:
+    return SpecError(
+        f"The spec's constraint '{rule.text}' {problem}",
+        file=source,
+        column=column,
+        rule=CHECK_CONSTRAINT,
+        hint=hint or f"the supported forms are {SUPPORTED_FORMS}",
+    )
+
+
+# ----------------------------------------------------------------- checking rows on rules
+
+
+def broken_rows(frame: pl.DataFrame, rule: Rule) -> pl.Series:
+    """Which rows of ``frame`` break ``rule`` (a boolean series, never null).
+
+    A ``determined by`` rule is judged within ``frame``: a row breaks it when its dependent
+    value is not the one most rows with its determinant value hold (ties: the smallest).
+    """
+    if isinstance(rule, Determined):
+        values = _as_text(frame, rule.dependent)
+        return values.ne_missing(_usual_per_row(frame, rule)).alias(rule.name)
+    return frame.select(rule.broken().fill_null(False).alias(rule.name)).to_series()
+
+
+def _usual_per_row(frame: pl.DataFrame, rule: Determined) -> pl.Series:
+    """Per row, the dependent value most rows with its determinant value hold."""
+    pairs = pl.DataFrame(
+        {"key": _as_text(frame, rule.determinant), "value": _as_text(frame, rule.dependent)}
+    )
+    usual = _usual_values(pairs)
+    joined = pairs.join(usual, on="key", how="left", nulls_equal=True, maintain_order="left")
+    return joined.get_column("usual")
+
+
+def _usual_values(pairs: pl.DataFrame) -> pl.DataFrame:
+    """Per key, the value most rows hold (ties: the smallest, for a stable choice)."""
+    counted = (
+        pairs.group_by(["key", "value"])
+        .len()
+        .sort(["key", "len", "value"], descending=[False, True, False], nulls_last=True)
+    )
+    return (
+        counted.group_by("key", maintain_order=True)
+        .first()
+        .select("key", pl.col("value").alias("usual"))
+    )
+
+
+def _as_text(frame: pl.DataFrame, column: str) -> pl.Series:
+    """A column's values as the codec writes them: integers without a decimal point."""
+    series = frame.get_column(column)
+    if series.dtype.is_float():
+        whole = series.drop_nulls().drop_nans()
+        if whole.len() and (whole == whole.round()).all():
+            series = series.round().cast(pl.Int64)
+    return series.cast(pl.String)
+
+
+def describe_rows(frame: pl.DataFrame, rule: Rule, broken: pl.Series) -> pl.Series:
+    """Per row, its values of the rule's columns when it breaks the rule; else null.
+
+    ``capital_gain=5000, capital_loss=300``: what a user needs to check the row.
+    """
+    parts = [
+        pl.lit(f"{column}=") + pl.col(column).cast(pl.String).fill_null("null")
+        for column in rule.columns
+    ]
+    text = frame.select(pl.concat_str(parts, separator=", ").alias("text")).to_series()
+    if isinstance(rule, Determined):
+        usual = _usual_per_row(frame, rule).fill_null("null")
+        text = (
+            text + f" (most rows with this {rule.determinant} have {rule.dependent}=" + usual + ")"
+        )
+    return pl.select(pl.when(broken).then(text).otherwise(None)).to_series()
+
+
+def rule_breaches(frame: pl.DataFrame, rules: Sequence[Rule]) -> dict[str, int]:
+    """How many rows of ``frame`` break each rule, by rule name."""
+    return {rule.name: int(broken_rows(frame, rule).sum()) for rule in rules}
+
+
+# --------------------------------------------------------------------- what rules learn
+
+
+@dataclass(frozen=True)
+class ValueRange:
+    """The values a numeric column may take: its bounds, and whole numbers if integer."""
+
+    integer: bool
+    lower: float | None = None
+    upper: float | None = None
+
+    def admits(self, values: np.ndarray) -> np.ndarray:
+        lower = -np.inf if self.lower is None else self.lower
+        upper = np.inf if self.upper is None else self.upper
+        with np.errstate(invalid="ignore"):
+            inside = np.isfinite(values) & (values >= lower) & (values <= upper)
+            return inside & (np.rint(values) == values) if self.integer else inside
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"integer": self.integer, "lower": self.lower, "upper": self.upper}
+
+    @classmethod
+    def from_dict(cls, state: Mapping[str, Any]) -> ValueRange:
+        return cls(bool(state["integer"]), state["lower"], state["upper"])
+
+
+def _value_range(column_spec: ColumnSpec) -> ValueRange:
+    return ValueRange(column_spec.type == "integer", column_spec.min, column_spec.max)
+
+
+@dataclass(frozen=True)
+class FittedRule:
+    """A rule with what its repair needs from the spec and the training rows.
+
+    Comparison: the value range of both columns. ``or`` rule: the value ranges and each
+    column's typical distance from its number. ``determined by``: the pairs of the training
+    rows, as text, and whether the determinant is an integer (an unseen integer then takes
+    the pair of the nearest seen one).
+    """
+
+    rule: Rule
+    ranges: dict[str, ValueRange] = field(default_factory=dict)
+    scales: tuple[float, float] = (1.0, 1.0)
+    pairs: dict[str | None, str | None] = field(default_factory=dict)
+    integer_key: bool = False
+    # The dependent value of a determinant the training rows never held (a null from a
+    # nullable column that had none): the most common one, so the rule still holds.
+    fallback: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"rule": self.rule.text, "name": self.rule.name}
+        if isinstance(self.rule, Determined):
+            state["pairs"] = [[key, value] for key, value in self.pairs.items()]
+            state["integer_key"] = self.integer_key
+            state["fallback"] = self.fallback
+        else:
+            state["ranges"] = {name: r.to_dict() for name, r in self.ranges.items()}
+        if isinstance(self.rule, EitherEquals):
+            state["scales"] = list(self.scales)
+        return state
+
+    @classmethod
+    def from_dict(cls, state: Mapping[str, Any]) -> FittedRule:
+        ranges = {name: ValueRange.from_dict(r) for name, r in state.get("ranges", {}).items()}
+        scales = tuple(state.get("scales", (1.0, 1.0)))
+        return cls(
+            rule=parse_rule(state["rule"], state["name"]),
+            ranges=ranges,
+            scales=(float(scales[0]), float(scales[1])),
+            pairs={key: value for key, value in state.get("pairs", [])},
+            integer_key=bool(state.get("integer_key", False)),
+            fallback=state.get("fallback"),
+        )
+
+
+@dataclass(frozen=True)
+class FittedConstraints:
+    """Every rule of a spec, fitted on the training rows; empty when the spec has none."""
+
+    rules: tuple[FittedRule, ...] = ()
+
+    @classmethod
+    def fit(cls, frame: pl.DataFrame, spec: DatasetSpec) -> FittedConstraints:
+        return cls(tuple(_fit_rule(frame, spec, rule) for rule in spec_rules(spec)))
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        return [rule.to_dict() for rule in self.rules]
+
+    @classmethod
+    def from_dict(cls, state: Sequence[Mapping[str, Any]]) -> FittedConstraints:
+        return cls(tuple(FittedRule.from_dict(item) for item in state))
+
+
+def spec_rules(spec: DatasetSpec) -> list[Rule]:
+    """The parsed rules of a spec's ``constraints:`` list."""
+    return [parse_rule(item.rule, item.name) for item in spec.constraints]
+
+
+def _fit_rule(frame: pl.DataFrame, spec: DatasetSpec, rule: Rule) -> FittedRule:
+    if isinstance(rule, Determined):
+        pairs = pl.DataFrame(
+            {"key": _as_text(frame, rule.determinant), "value": _as_text(frame, rule.dependent)}
+        )
+        usual = _usual_values(pairs)
+        integer_key = rule.determinant in spec.columns and (
+            spec.columns[rule.determinant].type == "integer"
+        )
+        mapping = dict(zip(usual.get_column("key"), usual.get_column("usual"), strict=True))
+        common = pairs.get_column("value").drop_nulls().mode().sort()
+        fallback = common[0] if common.len() else None
+        return FittedRule(rule, pairs=mapping, integer_key=integer_key, fallback=fallback)
+    ranges = {column: _value_range(spec.columns[column]) for column in rule.columns}
+    if isinstance(rule, EitherEquals):
+        scales = (
+            _typical_distance(frame.get_column(rule.first), rule.first_value),
+            _typical_distance(frame.get_column(rule.second), rule.second_value),
+        )
+        return FittedRule(rule, ranges=ranges, scales=scales)
+    return FittedRule(rule, ranges=ranges)
+
+
+def _typical_distance(series: pl.Series, value: float) -> float:
+    """The median distance from ``value`` of the values that differ from it (1 if none):
+    the size a value of this column usually has when it is not the rule's number."""
+    values = series.cast(pl.Float64).drop_nulls().drop_nans().to_numpy()
+    distances = np.abs(values[values != value] - value)
+    typical = float(np.median(distances)) if distances.size else 1.0
+    return typical if math.isfinite(typical) and typical > 0 else 1.0
+
+
+# -------------------------------------------------------------------------- the repairs
+
+
+def enforce(
+    frame: pl.DataFrame, constraints: FittedConstraints
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """``frame`` with every row made to obey every rule, and how many rows each rule changed.
+
+    No row is dropped or added. Raises :class:`ConstraintError` if rules that share a column
+    keep undoing each other's repairs, or if bounds leave a rule no value to repair with.
+    """
+    repaired = {
+        fitted.rule.name: np.zeros(frame.height, dtype=bool) for fitted in constraints.rules
+    }
+    for _ in range(REPAIR_PASSES):
+        if not any(broken_rows(frame, fitted.rule).any() for fitted in constraints.rules):
+            break
+        for fitted in constraints.rules:
+            frame, changed = _repair(frame, fitted)
+            repaired[fitted.rule.name] |= changed
+    still = rule_breaches(frame, [fitted.rule for fitted in constraints.rules])
+    broken = {name: count for name, count in still.items() if count}
+    if broken:
+        name, count = next(iter(broken.items()))
+        text = next(f.rule.text for f in constraints.rules if f.rule.name == name)
+        raise ConstraintError(
+            f"{count} generated rows still break the constraint '{text}' after repair",
+            rule="constraint-repair",
+            hint="check that the spec's constraints and column bounds can all hold at once "
+            "(rules sharing a column must not contradict each other)",
+        )
+    return frame, {name: int(mask.sum()) for name, mask in repaired.items()}
+
+
+def _repair(frame: pl.DataFrame, fitted: FittedRule) -> tuple[pl.DataFrame, np.ndarray]:
+    rule = fitted.rule
+    if isinstance(rule, Determined):
+        return _repair_determined(frame, fitted, rule)
+    broken = broken_rows(frame, rule).to_numpy()
+    if not broken.any():
+        return frame, broken
+    if isinstance(rule, EitherEquals):
+        return _repair_either(frame, fitted, rule, broken), broken
+    return _repair_comparison(frame, fitted, rule, broken), broken
+
+
+def _repair_determined(
+    frame: pl.DataFrame, fitted: FittedRule, rule: Determined
+) -> tuple[pl.DataFrame, np.ndarray]:
+    """The dependent column takes the value the training rows pair with the row's
+    determinant: the determinant was drawn by the model with the rest of the row, and once
+    it is known the dependent value says nothing more. Every value written is one real rows
+    hold with that determinant, so no value the data never had appears."""
+    keys = _as_text(frame, rule.determinant)
+    if fitted.integer_key:
+        keys = _nearest_seen(keys, fitted)
+    known = {key: value for key, value in fitted.pairs.items() if key is not None}
+    expected = keys.replace_strict(known, default=fitted.fallback, return_dtype=pl.String)
+    null_value = fitted.pairs.get(None, fitted.fallback)
+    expected = pl.select(
+        pl.when(keys.is_null()).then(pl.lit(null_value, pl.String)).otherwise(expected)
+    ).to_series()
+    current = frame.get_column(rule.dependent)
+    changed = _as_text(frame, rule.dependent).ne_missing(expected).to_numpy()
+    new = expected.cast(current.dtype) if current.dtype.is_numeric() else expected
+    return frame.with_columns(new.alias(rule.dependent)), changed
+
+
+def _nearest_seen(keys: pl.Series, fitted: FittedRule) -> pl.Series:
+    """Integer determinants as the nearest value the training rows held (ties: the lower):
+    a decoded integer may fall between the values real rows have."""
+    seen = sorted((float(key), key) for key in fitted.pairs if key is not None)
+    if not seen:
+        return keys
+    numbers = np.asarray([number for number, _ in seen])
+    texts = np.asarray([text for _, text in seen], dtype=object)
+    values = keys.cast(pl.Float64).to_numpy()
+    position = np.searchsorted(numbers, values)
+    left = np.clip(position - 1, 0, numbers.size - 1)
+    right = np.clip(position, 0, numbers.size - 1)
+    with np.errstate(invalid="ignore"):
+        take_left = values - numbers[left] <= numbers[right] - values
+    nearest = np.where(take_left, left, right)
+    replaced = np.where(np.isnan(values), None, texts[nearest])
+    return pl.Series(keys.name, replaced.tolist(), dtype=pl.String)
+
+
+def _repair_either(
+    frame: pl.DataFrame, fitted: FittedRule, rule: EitherEquals, broken: np.ndarray
+) -> pl.DataFrame:
+    """The value smaller relative to its column's typical size takes its number: the row
+    then moves least in each column's own units, and keeps its large, telling value (a
+    capital gain of 12,000 with a loss of 40 keeps the gain). Both numbers lie within the
+    columns' bounds and rounding (checked when the spec was read)."""
+    first = frame.get_column(rule.first).cast(pl.Float64).to_numpy()
+    second = frame.get_column(rule.second).cast(pl.Float64).to_numpy()
+    first_size = np.abs(first - rule.first_value) / fitted.scales[0]
+    second_size = np.abs(second - rule.second_value) / fitted.scales[1]
+    set_first = broken & (first_size <= second_size)
+    set_second = broken & ~set_first
+    first, second = first.copy(), second.copy()
+    first[set_first] = rule.first_value
+    second[set_second] = rule.second_value
+    return _write_back(frame, {rule.first: first, rule.second: second})
+
+
+def _repair_comparison(
+    frame: pl.DataFrame, fitted: FittedRule, rule: Comparison, broken: np.ndarray
+) -> pl.DataFrame:
+    """Swap the two values where each fits the other column, else move the high side up.
+
+    A swap keeps both drawn values in the table and the gap between them (a duration stays
+    as long, only its sign is fixed), so the pair's spread is kept; clamping one side onto
+    the other would instead pile rows onto ``high == low``, a spike real data seldom has.
+    A swap cannot serve equal values under ``>``, nor values one column's bounds or
+    rounding refuse: then the high side moves to the least value that obeys (the low side
+    moves down where the high column's bounds refuse that).
+    """
+    high_range, low_range = fitted.ranges[rule.high], fitted.ranges[rule.low]
+    high = frame.get_column(rule.high).cast(pl.Float64).to_numpy().copy()
+    low = frame.get_column(rule.low).cast(pl.Float64).to_numpy().copy()
+    swap = broken & (high != low) & high_range.admits(low) & low_range.admits(high)
+    high[swap], low[swap] = low[swap].copy(), high[swap].copy()
+    rest = broken & ~swap
+    raised = _least_above(low, high_range.integer, rule.strict)
+    move_high = rest & high_range.admits(raised)
+    high[move_high] = raised[move_high]
+    lowered = _most_below(high, low_range.integer, rule.strict)
+    move_low = rest & ~move_high & low_range.admits(lowered)
+    low[move_low] = lowered[move_low]
+    return _write_back(frame, {rule.high: high, rule.low: low})
+
+
+def _least_above(values: np.ndarray, integer: bool, strict: bool) -> np.ndarray:
+    """The least value (whole if ``integer``) at or above ``values`` (above if strict)."""
+    if integer:
+        return np.floor(values) + 1 if strict else np.ceil(values)
+    return np.nextafter(values, np.inf) if strict else values.copy()
+
+
+def _most_below(values: np.ndarray, integer: bool, strict: bool) -> np.ndarray:
+    if integer:
+        return np.ceil(values) - 1 if strict else np.floor(values)
+    return np.nextafter(values, -np.inf) if strict else values.copy()
+
+
+def _write_back(frame: pl.DataFrame, columns: Mapping[str, np.ndarray]) -> pl.DataFrame:
+    """Repaired float arrays in their columns' own types (NaN: the nulls left as they were)."""
+    series = [
+        pl.Series(name, values, dtype=pl.Float64).fill_nan(None).cast(frame.schema[name])
+        for name, values in columns.items()
+    ]
+    return frame.with_columns(series)
