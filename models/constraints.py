@@ -410,6 +410,25 @@ def rule_breaches(frame: pl.DataFrame, rules: Sequence[Rule]) -> dict[str, int]:
     return {rule.name: int(broken_rows(frame, rule).sum()) for rule in rules}
 
 
+def breach_metric(rule: Rule) -> str:
+    return f"constraints.{rule.name}.broken_rows"
+
+
+def repair_metric(rule_name: str) -> str:
+    return f"constraints.{rule_name}.repaired_share"
+
+
+def breach_metrics(frame: pl.DataFrame, rules: Sequence[Rule]) -> dict[str, float]:
+    """``constraints.<name>.broken_rows`` of each rule on ``frame`` (synthetic rows: 0)."""
+    counts = rule_breaches(frame, rules)
+    return {breach_metric(rule): float(counts[rule.name]) for rule in rules}
+
+
+def broken_in_output(metrics: Mapping[str, float], rules: Sequence[Rule]) -> list[Rule]:
+    """The rules the evaluated synthetic rows break (none, as repairs guarantee)."""
+    return [rule for rule in rules if metrics.get(breach_metric(rule), 0.0) > 0]
+
+
 # --------------------------------------------------------------------- what rules learn
 
 

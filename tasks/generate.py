@@ -81,9 +81,12 @@ def generate(
             {"rows": frame.height, "synthetic_positive_rate": float(np.mean(encoded.label))}
         )
         logger.info("generated %d rows (%s mode)", frame.height, settings.mode)
+        for name, count in decoded.repaired.items():
+            logger.info("constraint %s: %d rows repaired", name, count)
         return SyntheticData(
             table=write_parquet(context.work_file("synthetic.parquet"), frame),
             prior=prior_ref,
             rows=frame.height,
+            repaired=decoded.repaired,
             stage_run_id=run.info.run_id,
         )
