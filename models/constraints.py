@@ -573,13 +573,16 @@ def enforce(
     repaired = {
         fitted.rule.name: np.zeros(frame.height, dtype=bool) for fitted in constraints.rules
     }
+    rules = [fitted.rule for fitted in constraints.rules]
+    # Always one pass: a 'determined by' rule is repaired to the training rows' pairs even
+    # where the generated rows happen to agree among themselves.
     for _ in range(REPAIR_PASSES):
-        if not any(broken_rows(frame, fitted.rule).any() for fitted in constraints.rules):
-            break
         for fitted in constraints.rules:
             frame, changed = _repair(frame, fitted)
             repaired[fitted.rule.name] |= changed
-    still = rule_breaches(frame, [fitted.rule for fitted in constraints.rules])
+        if not any(broken_rows(frame, rule).any() for rule in rules):
+            break
+    still = rule_breaches(frame, rules)
     broken = {name: count for name, count in still.items() if count}
     if broken:
         name, count = next(iter(broken.items()))
