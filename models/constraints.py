@@ -31,383 +31,51 @@ rows, the registered model included, applies the same repairs.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from fairdistill.models.errors import ConstraintError, SpecError
-
-if TYPE_CHECKING:
-    from fairdistill.models.spec import ColumnSpec, DatasetSpec
-
-SUPPORTED_FORMS = (
-    "'A >= B' (or >, <=, <) between two numeric columns; 'A == 0 or B == 0' (any two "
-    "numbers: at least one of the two numeric columns holds its number); 'B determined by "
-    "A' (categorical or integer columns: each value of A goes with one value of B). Write a "
-    "column name with spaces in backticks: `hours per week`"
+from fairdistill.models.constraint_rules import (
+    Comparison,
+    Determined,
+    EitherEquals,
+    Rule,
+    RuleSyntaxError,
+    ValueRange,
+    broken_rows,
+    column_text,
+    describe_rows,
+    parse_rule,
+    rule_breaches,
+    usual_pairs,
 )
-CHECK_CONSTRAINT = "spec-constraint"
+from fairdistill.models.errors import ConstraintError
+from fairdistill.models.spec import ColumnSpec, DatasetSpec
+
+__all__ = [
+    "Comparison",
+    "Determined",
+    "EitherEquals",
+    "FittedConstraints",
+    "FittedRule",
+    "Rule",
+    "RuleSyntaxError",
+    "breach_metrics",
+    "broken_in_output",
+    "broken_rows",
+    "describe_rows",
+    "enforce",
+    "parse_rule",
+    "rule_breaches",
+    "spec_rules",
+]
+
 # Repairs of one rule can undo another's when they share a column; a few passes settle any
 # rules that can hold together, and a rule still broken after them is an error, not a drop.
 REPAIR_PASSES = 4
-MAX_EXAMPLES = 5
-_NUMERIC = ("integer", "continuous")
-_FLIPPED = {">=": "<=", ">": "<", "<=": ">=", "<": ">"}
-_TOKEN = re.compile(
-    r"\s*(?:(?P<quoted>`[^`]+`)|(?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
-    r"|(?P<op>>=|<=|==|!=|>|<)|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<other>\S))"
-)
-_KEYWORDS = frozenset({"or", "and", "determined", "by", "not"})
-_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
-
-
-class RuleSyntaxError(ValueError):
-    """A rule is not one of the supported forms; the message says which forms are."""
-
-
-# ----------------------------------------------------------------------------- the rules
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """``high >= low`` (``strict``: ``high > low``); ``a <= b`` is read as ``b >= a``."""
-
-    text: str
-    name: str
-    high: str
-    low: str
-    strict: bool
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return (self.high, self.low)
-
-    def broken(self) -> pl.Expr:
-        high, low = pl.col(self.high), pl.col(self.low)
-        return (high <= low) if self.strict else (high < low)
-
-
-@dataclass(frozen=True)
-class EitherEquals:
-    """``a == value_a or b == value_b``."""
-
-    text: str
-    name: str
-    first: str
-    first_value: float
-    second: str
-    second_value: float
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return (self.first, self.second)
-
-    def broken(self) -> pl.Expr:
-        # Kleene logic: a missing value makes the conjunction null or false, never true.
-        return (pl.col(self.first) != self.first_value) & (pl.col(self.second) != self.second_value)
-
-
-@dataclass(frozen=True)
-class Determined:
-    """``dependent determined by determinant``: one dependent value per determinant value."""
-
-    text: str
-    name: str
-    dependent: str
-    determinant: str
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return (self.dependent, self.determinant)
-
-
-Rule = Comparison | EitherEquals | Determined
-
-
-# ---------------------------------------------------------------------------- the parser
-
-
-def parse_rule(text: str, name: str | None = None) -> Rule:
-    """The rule written as ``text``; raises :class:`RuleSyntaxError` for any other form."""
-    tokens = _tokens(text)
-    shape = [
-        kind if kind != "word" or value.lower() not in _KEYWORDS else value.lower()
-        for kind, value in tokens
-    ]
-    values = [value for _, value in tokens]
-    rule_name = name or default_name(text)
-    if name is not None and not _NAME.match(name):
-        raise RuleSyntaxError(
-            f"constraint name '{name}' may hold only letters, digits, '_' and '-'"
-        )
-    if shape == ["column", "op", "column"] and values[1] in _FLIPPED:
-        return _comparison(text, rule_name, values[0], values[1], values[2])
-    if shape == ["column", "op", "number", "or", "column", "op", "number"] and (
-        values[1] == values[5] == "=="
-    ):
-        return EitherEquals(
-            text, rule_name, values[0], float(values[2]), values[4], float(values[6])
-        )
-    if shape == ["column", "determined", "by", "column"]:
-        return Determined(text, rule_name, values[0], values[3])
-    raise RuleSyntaxError(f"constraint '{text}' is not a supported form{_form_note(shape)}")
-
-
-def _tokens(text: str) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    for match in _TOKEN.finditer(text):
-        kind = match.lastgroup or "other"
-        value = match.group(kind)
-        if kind == "other":
-            raise RuleSyntaxError(f"constraint '{text}' holds '{value}', which no rule uses")
-        if kind == "quoted":
-            kind, value = "column", value[1:-1]
-        elif kind == "word" and value.lower() not in _KEYWORDS:
-            kind = "column"
-        found.append((kind, value))
-    return found
-
-
-def _form_note(shape: list[str]) -> str:
-    """Why a near miss is not a rule, where that helps more than the list of forms."""
-    if shape in (["column", "op", "number"], ["number", "op", "column"]):
-        return " (a bound on one column is its min or max under columns: in the spec)"
-    if "and" in shape:
-        return " ('and' joins no rule: write each rule as its own entry)"
-    return ""
-
-
-def _comparison(text: str, name: str, left: str, op: str, right: str) -> Comparison:
-    if op in ("<=", "<"):
-        left, right, op = right, left, _FLIPPED[op]
-    return Comparison(text, name, high=left, low=right, strict=op == ">")
-
-
-def default_name(text: str) -> str:
-    """A rule's name when the spec gives none, fit for a metric name: ``end >= start`` ->
-    ``end_ge_start``."""
-    words = {">=": " ge ", "<=": " le ", "==": " eq ", ">": " gt ", "<": " lt "}
-    for op, word in words.items():
-        text = text.replace(op, word)
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "constraint"
-
-
-# ---------------------------------------------------------------- rules against the spec
-
-
-def check_rules_against_spec(
-    rules: Sequence[Rule], spec: DatasetSpec, data_columns: Sequence[str], *, source: str
-) -> None:
-    """Refuse a rule whose columns the data lacks or whose columns cannot take the rule.
-
-    ``spec`` is complete (every column typed). One :class:`SpecError` names the first
-    problem, the rule and the column.
-    """
-    names = [rule.name for rule in rules]
-    for rule in rules:
-        if names.count(rule.name) > 1:
-            raise _rule_error(
-                rule,
-                f"shares its name '{rule.name}' with another rule",
-                source,
-                None,
-                "give one of them another name: {rule: '...', name: '...'}",
-            )
-        for column in rule.columns:
-            _check_column_exists(rule, column, spec, data_columns, source)
-        if len(set(rule.columns)) < len(rule.columns):
-            raise _rule_error(rule, "names the same column twice", source, rule.columns[0])
-        if isinstance(rule, Determined):
-            _check_determined(rule, spec, source)
-        else:
-            for column in rule.columns:
-                _check_numeric(rule, column, spec, source)
-        if isinstance(rule, EitherEquals):
-            _check_constants(rule, spec, source)
-
-
-def _check_column_exists(
-    rule: Rule, column: str, spec: DatasetSpec, data_columns: Sequence[str], source: str
-) -> None:
-    if column in data_columns:
-        if spec.split_column == column or (
-            column in spec.columns and spec.columns[column].role == "ignore"
-        ):
-            raise _rule_error(
-                rule,
-                f"names column '{column}', which is not modelled (role: ignore or "
-                "the split column), so the synthetic data has no such column",
-                source,
-                column,
-                f"give '{column}' role: feature in the spec, or remove the rule",
-            )
-        return
-    from fairdistill.models.schema_problems import closest
-
-    guess = closest(column, list(data_columns))
-    raise _rule_error(
-        rule,
-        f"names column '{column}', which the data lacks"
-        + (f" (did you mean '{guess}'?)" if guess else ""),
-        source,
-        column,
-        f"write '{guess}'" if guess else f"use one of: {', '.join(list(data_columns)[:12])}",
-    )
-
-
-def _role(column: str, spec: DatasetSpec) -> str:
-    if column == spec.target.column:
-        return "the target"
-    if column in spec.sensitive_columns:
-        return "a sensitive attribute"
-    return "a feature"
-
-
-def _check_numeric(rule: Rule, column: str, spec: DatasetSpec, source: str) -> None:
-    role = _role(column, spec)
-    if role != "a feature":
-        raise _rule_error(
-            rule, f"compares '{column}', which is {role} (labels, not numbers)", source, column
-        )
-    kind = spec.columns[column].type
-    if kind not in _NUMERIC:
-        raise _rule_error(
-            rule,
-            f"compares '{column}', which is {kind}, as a number",
-            source,
-            column,
-            f"declare '{column}' integer or continuous, or use 'B determined by A' for categories",
-        )
-
-
-def _check_determined(rule: Determined, spec: DatasetSpec, source: str) -> None:
-    role = _role(rule.dependent, spec)
-    if role != "a feature":
-        raise _rule_error(
-            rule,
-            f"would set '{rule.dependent}', which is {role}: repairing it would change "
-            "the labels or groups the fairness measures are about",
-            source,
-            rule.dependent,
-            f"swap the columns ('{rule.determinant} determined by {rule.dependent}') or "
-            "remove the rule",
-        )
-    for column in rule.columns:
-        if _role(column, spec) != "a feature":
-            continue  # target and sensitive attributes are categorical labels
-        kind = spec.columns[column].type
-        if kind == "continuous":
-            raise _rule_error(
-                rule,
-                f"uses '{column}', a continuous column: 'determined by' pairs "
-                "categories or integers",
-                source,
-                column,
-                f"declare '{column}' integer or categorical in the spec",
-            )
-
-
-def _check_constants(rule: EitherEquals, spec: DatasetSpec, source: str) -> None:
-    pairs = ((rule.first, rule.first_value), (rule.second, rule.second_value))
-    for column, value in pairs:
-        column_spec = spec.columns[column]
-        if not _value_range(column_spec).admits(np.asarray([value])).all():
-            raise _rule_error(
-                rule,
-                f"sets '{column}' to {value:g}, outside its bounds or rounding "
-                f"(min {column_spec.min}, max {column_spec.max}, {column_spec.type})",
-                source,
-                column,
-                f"widen min/max of '{column}' in the spec or fix the rule",
-            )
-
-
-def _rule_error(
-    rule: Rule, problem: str, source: str, column: str | None, hint: str | None = None
-) -> SpecError:
-    return SpecError(
-        f"The spec's constraint '{rule.text}' {problem}",
-        file=source,
-        column=column,
-        rule=CHECK_CONSTRAINT,
-        hint=hint or f"the supported forms are {SUPPORTED_FORMS}",
-    )
-
-
-# ----------------------------------------------------------------- checking rows on rules
-
-
-def broken_rows(frame: pl.DataFrame, rule: Rule) -> pl.Series:
-    """Which rows of ``frame`` break ``rule`` (a boolean series, never null).
-
-    A ``determined by`` rule is judged within ``frame``: a row breaks it when its dependent
-    value is not the one most rows with its determinant value hold (ties: the smallest).
-    """
-    if isinstance(rule, Determined):
-        values = _as_text(frame, rule.dependent)
-        return values.ne_missing(_usual_per_row(frame, rule)).alias(rule.name)
-    return frame.select(rule.broken().fill_null(False).alias(rule.name)).to_series()
-
-
-def _usual_per_row(frame: pl.DataFrame, rule: Determined) -> pl.Series:
-    """Per row, the dependent value most rows with its determinant value hold."""
-    pairs = pl.DataFrame(
-        {"key": _as_text(frame, rule.determinant), "value": _as_text(frame, rule.dependent)}
-    )
-    usual = _usual_values(pairs)
-    joined = pairs.join(usual, on="key", how="left", nulls_equal=True, maintain_order="left")
-    return joined.get_column("usual")
-
-
-def _usual_values(pairs: pl.DataFrame) -> pl.DataFrame:
-    """Per key, the value most rows hold (ties: the smallest, for a stable choice)."""
-    counted = (
-        pairs.group_by(["key", "value"])
-        .len()
-        .sort(["key", "len", "value"], descending=[False, True, False], nulls_last=True)
-    )
-    return (
-        counted.group_by("key", maintain_order=True)
-        .first()
-        .select("key", pl.col("value").alias("usual"))
-    )
-
-
-def _as_text(frame: pl.DataFrame, column: str) -> pl.Series:
-    """A column's values as the codec writes them: integers without a decimal point."""
-    series = frame.get_column(column)
-    if series.dtype.is_float():
-        whole = series.drop_nulls().drop_nans()
-        if whole.len() and (whole == whole.round()).all():
-            series = series.round().cast(pl.Int64)
-    return series.cast(pl.String)
-
-
-def describe_rows(frame: pl.DataFrame, rule: Rule, broken: pl.Series) -> pl.Series:
-    """Per row, its values of the rule's columns when it breaks the rule; else null.
-
-    ``capital_gain=5000, capital_loss=300``: what a user needs to check the row.
-    """
-    parts = [
-        pl.lit(f"{column}=") + pl.col(column).cast(pl.String).fill_null("null")
-        for column in rule.columns
-    ]
-    text = frame.select(pl.concat_str(parts, separator=", ").alias("text")).to_series()
-    if isinstance(rule, Determined):
-        usual = _usual_per_row(frame, rule).fill_null("null")
-        text = (
-            text + f" (most rows with this {rule.determinant} have {rule.dependent}=" + usual + ")"
-        )
-    return pl.select(pl.when(broken).then(text).otherwise(None)).to_series()
-
-
-def rule_breaches(frame: pl.DataFrame, rules: Sequence[Rule]) -> dict[str, int]:
-    """How many rows of ``frame`` break each rule, by rule name."""
-    return {rule.name: int(broken_rows(frame, rule).sum()) for rule in rules}
 
 
 def breach_metric(rule: Rule) -> str:
@@ -430,29 +98,6 @@ def broken_in_output(metrics: Mapping[str, float], rules: Sequence[Rule]) -> lis
 
 
 # --------------------------------------------------------------------- what rules learn
-
-
-@dataclass(frozen=True)
-class ValueRange:
-    """The values a numeric column may take: its bounds, and whole numbers if integer."""
-
-    integer: bool
-    lower: float | None = None
-    upper: float | None = None
-
-    def admits(self, values: np.ndarray) -> np.ndarray:
-        lower = -np.inf if self.lower is None else self.lower
-        upper = np.inf if self.upper is None else self.upper
-        with np.errstate(invalid="ignore"):
-            inside = np.isfinite(values) & (values >= lower) & (values <= upper)
-            return inside & (np.rint(values) == values) if self.integer else inside
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"integer": self.integer, "lower": self.lower, "upper": self.upper}
-
-    @classmethod
-    def from_dict(cls, state: Mapping[str, Any]) -> ValueRange:
-        return cls(bool(state["integer"]), state["lower"], state["upper"])
 
 
 def _value_range(column_spec: ColumnSpec) -> ValueRange:
@@ -524,15 +169,18 @@ class FittedConstraints:
 
 def spec_rules(spec: DatasetSpec) -> list[Rule]:
     """The parsed rules of a spec's ``constraints:`` list."""
-    return [parse_rule(item.rule, item.name) for item in spec.constraints]
+    return list(spec.rules)
 
 
 def _fit_rule(frame: pl.DataFrame, spec: DatasetSpec, rule: Rule) -> FittedRule:
     if isinstance(rule, Determined):
         pairs = pl.DataFrame(
-            {"key": _as_text(frame, rule.determinant), "value": _as_text(frame, rule.dependent)}
+            {
+                "key": column_text(frame, rule.determinant),
+                "value": column_text(frame, rule.dependent),
+            }
         )
-        usual = _usual_values(pairs)
+        usual = usual_pairs(pairs)
         integer_key = rule.determinant in spec.columns and (
             spec.columns[rule.determinant].type == "integer"
         )
@@ -615,7 +263,7 @@ def _repair_determined(
     determinant: the determinant was drawn by the model with the rest of the row, and once
     it is known the dependent value says nothing more. Every value written is one real rows
     hold with that determinant, so no value the data never had appears."""
-    keys = _as_text(frame, rule.determinant)
+    keys = column_text(frame, rule.determinant)
     if fitted.integer_key:
         keys = _nearest_seen(keys, fitted)
     known = {key: value for key, value in fitted.pairs.items() if key is not None}
@@ -625,7 +273,7 @@ def _repair_determined(
         pl.when(keys.is_null()).then(pl.lit(null_value, pl.String)).otherwise(expected)
     ).to_series()
     current = frame.get_column(rule.dependent)
-    changed = _as_text(frame, rule.dependent).ne_missing(expected).to_numpy()
+    changed = column_text(frame, rule.dependent).ne_missing(expected).to_numpy()
     new = expected.cast(current.dtype) if current.dtype.is_numeric() else expected
     return frame.with_columns(new.alias(rule.dependent)), changed
 

@@ -8,9 +8,11 @@ nullability) is optional and filled in by :func:`complete_spec`.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 import yaml
 from pydantic import (
@@ -23,16 +25,18 @@ from pydantic import (
     model_validator,
 )
 
-from fairdistill.models.constraints import (
+from fairdistill.models.constraint_rules import (
     CHECK_CONSTRAINT,
     SUPPORTED_FORMS,
+    Determined,
+    EitherEquals,
+    Rule,
     RuleSyntaxError,
-    check_rules_against_spec,
+    ValueRange,
     parse_rule,
-    spec_rules,
 )
 from fairdistill.models.errors import SpecError
-from fairdistill.models.schema_problems import SchemaProblem, first_problem
+from fairdistill.models.schema_problems import SchemaProblem, closest, first_problem
 
 ColumnType = Literal["categorical", "continuous", "integer"]
 ColumnRole = Literal["feature", "ignore"]
@@ -293,6 +297,11 @@ class DatasetSpec(_Strict):
         return value
 
     @property
+    def rules(self) -> tuple[Rule, ...]:
+        """The ``constraints:`` list parsed (each was parsed once when the spec was read)."""
+        return tuple(parse_rule(item.rule, item.name) for item in self.constraints)
+
+    @property
     def sensitive_columns(self) -> list[str]:
         return [attribute.column for attribute in self.sensitive]
 
@@ -412,6 +421,144 @@ def todo_placeholders(raw: object, where: str = "") -> list[str]:
     return found
 
 
+def check_rules_against_spec(
+    rules: Sequence[Rule], spec: DatasetSpec, data_columns: Sequence[str], *, source: str
+) -> None:
+    """Refuse a rule whose columns the data lacks or whose columns cannot take the rule.
+
+    ``spec`` is complete (every column typed). One :class:`SpecError` names the first
+    problem, the rule and the column.
+    """
+    names = [rule.name for rule in rules]
+    for rule in rules:
+        if names.count(rule.name) > 1:
+            raise _rule_error(
+                rule,
+                f"shares its name '{rule.name}' with another rule",
+                source,
+                None,
+                "give one of them another name: {rule: '...', name: '...'}",
+            )
+        for column in rule.columns:
+            _check_column_exists(rule, column, spec, data_columns, source)
+        if len(set(rule.columns)) < len(rule.columns):
+            raise _rule_error(rule, "names the same column twice", source, rule.columns[0])
+        if isinstance(rule, Determined):
+            _check_determined(rule, spec, source)
+        else:
+            for column in rule.columns:
+                _check_numeric(rule, column, spec, source)
+        if isinstance(rule, EitherEquals):
+            _check_constants(rule, spec, source)
+
+
+def _check_column_exists(
+    rule: Rule, column: str, spec: DatasetSpec, data_columns: Sequence[str], source: str
+) -> None:
+    if column in data_columns:
+        if spec.split_column == column or (
+            column in spec.columns and spec.columns[column].role == "ignore"
+        ):
+            raise _rule_error(
+                rule,
+                f"names column '{column}', which is not modelled (role: ignore or "
+                "the split column), so the synthetic data has no such column",
+                source,
+                column,
+                f"give '{column}' role: feature in the spec, or remove the rule",
+            )
+        return
+    guess = closest(column, list(data_columns))
+    raise _rule_error(
+        rule,
+        f"names column '{column}', which the data lacks"
+        + (f" (did you mean '{guess}'?)" if guess else ""),
+        source,
+        column,
+        f"write '{guess}'" if guess else f"use one of: {', '.join(list(data_columns)[:12])}",
+    )
+
+
+def _rule_role(column: str, spec: DatasetSpec) -> str:
+    if column == spec.target.column:
+        return "the target"
+    if column in spec.sensitive_columns:
+        return "a sensitive attribute"
+    return "a feature"
+
+
+def _check_numeric(rule: Rule, column: str, spec: DatasetSpec, source: str) -> None:
+    role = _rule_role(column, spec)
+    if role != "a feature":
+        raise _rule_error(
+            rule, f"compares '{column}', which is {role} (labels, not numbers)", source, column
+        )
+    kind = spec.columns[column].type
+    if kind not in ("integer", "continuous"):
+        raise _rule_error(
+            rule,
+            f"compares '{column}', which is {kind}, as a number",
+            source,
+            column,
+            f"declare '{column}' integer or continuous, or use 'B determined by A' for categories",
+        )
+
+
+def _check_determined(rule: Determined, spec: DatasetSpec, source: str) -> None:
+    role = _rule_role(rule.dependent, spec)
+    if role != "a feature":
+        raise _rule_error(
+            rule,
+            f"would set '{rule.dependent}', which is {role}: repairing it would change "
+            "the labels or groups the fairness measures are about",
+            source,
+            rule.dependent,
+            f"swap the columns ('{rule.determinant} determined by {rule.dependent}') or "
+            "remove the rule",
+        )
+    for column in rule.columns:
+        if _rule_role(column, spec) != "a feature":
+            continue  # target and sensitive attributes are categorical labels
+        kind = spec.columns[column].type
+        if kind == "continuous":
+            raise _rule_error(
+                rule,
+                f"uses '{column}', a continuous column: 'determined by' pairs "
+                "categories or integers",
+                source,
+                column,
+                f"declare '{column}' integer or categorical in the spec",
+            )
+
+
+def _check_constants(rule: EitherEquals, spec: DatasetSpec, source: str) -> None:
+    pairs = ((rule.first, rule.first_value), (rule.second, rule.second_value))
+    for column, value in pairs:
+        column_spec = spec.columns[column]
+        allowed = ValueRange(column_spec.type == "integer", column_spec.min, column_spec.max)
+        if not allowed.admits(np.asarray([value])).all():
+            raise _rule_error(
+                rule,
+                f"sets '{column}' to {value:g}, outside its bounds or rounding "
+                f"(min {column_spec.min}, max {column_spec.max}, {column_spec.type})",
+                source,
+                column,
+                f"widen min/max of '{column}' in the spec or fix the rule",
+            )
+
+
+def _rule_error(
+    rule: Rule, problem: str, source: str, column: str | None, hint: str | None = None
+) -> SpecError:
+    return SpecError(
+        f"The spec's constraint '{rule.text}' {problem}",
+        file=source,
+        column=column,
+        rule=CHECK_CONSTRAINT,
+        hint=hint or f"the supported forms are {SUPPORTED_FORMS}",
+    )
+
+
 def _infer_column(series: pl.Series, given: ColumnSpec) -> ColumnSpec:
     dtype = series.dtype
     inferred_type: ColumnType
@@ -469,7 +616,7 @@ def complete_spec(spec: DatasetSpec, frame: pl.DataFrame, *, source: str = "<dat
         max_categories=spec.max_categories,
     )
     completed = align_labels(spec, frame).model_copy(update={"columns": columns})
-    check_rules_against_spec(spec_rules(completed), completed, frame.columns, source=source)
+    check_rules_against_spec(completed.rules, completed, frame.columns, source=source)
     return completed
 
 
