@@ -274,6 +274,139 @@ def print_summary(summary: Any) -> None:
 
 
 @app.command()
+def generate(
+    source: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="The generator: a published run's manifest.json (or folder), its MLflow run "
+            "id, 'champion', 'candidate' or 'version N'.",
+        ),
+    ],
+    rows: Annotated[int, typer.Option("--rows", help="Rows to draw, exactly.")],
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--where",
+            help="A condition every row meets: 'age >= 60', 'workclass in [Private, "
+            "Self-emp-inc]', 'age between 30 and 50'; repeat for several (all hold).",
+        ),
+    ] = None,
+    where_file: Annotated[
+        Path | None,
+        typer.Option("--where-file", help="YAML file holding a list of conditions."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every random choice.")] = 0,
+    sensitive_mix: Annotated[
+        str,
+        typer.Option("--sensitive-mix", help="Sensitive groups: real (training) mix or balanced."),
+    ] = "real",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", help="Registered model (fairdistill-<dataset>) for an alias or version."
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="Folder receiving the published run folder."),
+    ] = None,
+    run_name: Annotated[
+        str | None, typer.Option("--run-name", help="Name of the published run folder.")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a published run of the same name.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Draw rows that meet conditions from a registered generator, without retraining."""
+    try:
+        request = generate_request(
+            source,
+            rows,
+            where or [],
+            where_file,
+            seed,
+            sensitive_mix,
+            model,
+            output,
+            run_name,
+            overwrite,
+        )
+        from fairdistill.flows.conditional_generation import generate_rows
+
+        if not debug:
+            from mlflow.utils.logging_utils import disable_logging
+
+            disable_logging()
+        result = generate_rows(request)
+    except Exception as error:
+        fail(error, debug=debug)
+        return
+    if as_json:
+        typer.echo(json.dumps(result.__dict__, indent=2))
+        return
+    typer.echo(f"published {result.rows:,} rows to {result.folder}")
+    typer.echo(f"source {result.source}; MLflow run {result.run_id}; {result.evaluation_status}")
+
+
+def generate_request(
+    source: str,
+    rows: int,
+    where: list[str],
+    where_file: Path | None,
+    seed: int,
+    sensitive_mix: str,
+    model: str | None,
+    output: Path | None,
+    run_name: str | None,
+    overwrite: bool,
+) -> Any:
+    """The validated request of ``fairdistill generate``; conditions from a file come first."""
+    from pydantic import ValidationError
+
+    from fairdistill.flows.conditional_generation import GenerateRequest
+    from fairdistill.models.conditions import read_condition_file
+    from fairdistill.models.errors import ConfigError
+
+    conditions = []
+    if where_file is not None:
+        try:
+            text = where_file.read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(
+                f"Cannot read the conditions file ({error.strerror or error})",
+                file=str(where_file),
+                rule="condition-file",
+                hint="give the path of a YAML list of conditions",
+            ) from error
+        conditions += read_condition_file(text, str(where_file))
+    try:
+        return GenerateRequest(
+            source=source,
+            rows=rows,
+            where=tuple(conditions + where),
+            seed=seed,
+            sensitive_mix=sensitive_mix,  # type: ignore[arg-type]
+            model=model,
+            output=str(output) if output else None,
+            run_name=run_name,
+            overwrite=overwrite,
+        )
+    except ValidationError as error:
+        problem = error.errors()[0]
+        option = {"sensitive_mix": "--sensitive-mix", "run_name": "--run-name"}.get(
+            str(problem["loc"][0]), f"--{problem['loc'][0]}"
+        )
+        raise ConfigError(
+            f"{option} is refused: {problem['msg']}",
+            rule="generate-options",
+            hint="see 'fairdistill generate --help'",
+        ) from None
+
+
+@app.command()
 def validate(
     dataset: DatasetOption = "adult",
     data: DataOption = None,

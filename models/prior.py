@@ -221,6 +221,19 @@ class GaussianMixturePrior:
             raise ValueError(f"n must be non-negative, got {n}")
         rng = np.random.default_rng(seed)
         components = self._draw_components(n, rng, groups)
+        return self._latents_of(components, rng)
+
+    def sample_components(self, components: np.ndarray, seed: int) -> np.ndarray:
+        """One code (float32) from each given component, the same ones for the same seed:
+        conditional generation chooses the components itself (see
+        :mod:`fairdistill.models.conditional`)."""
+        components = np.asarray(components, dtype=np.int64)
+        if components.size and (components.min() < 0 or components.max() >= self.n_components):
+            raise ValueError(f"component indices must lie in [0, {self.n_components})")
+        return self._latents_of(components, np.random.default_rng(seed))
+
+    def _latents_of(self, components: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        n = len(components)
         noise = rng.standard_normal((n, self.dim))
         samples = np.empty((n, self.dim), dtype=np.float64)
         # Rows grouped by component once (a stable sort), not one mask per component:

@@ -33,6 +33,13 @@ from mlflow.models.model import ModelInfo
 from fairdistill.models.architectures import module_from_state
 from fairdistill.models.blocks import EncodedTable
 from fairdistill.models.checkpoint import file_sha256, load_arrays, load_state
+from fairdistill.models.conditional import (
+    ConditionalGenerator,
+    ConditionalSample,
+    ConditionalSettings,
+    sample_conditional,
+)
+from fairdistill.models.conditions import bind_conditions
 from fairdistill.models.errors import CheckpointError, ConfigError
 from fairdistill.models.generation import (
     sample_from_prior,
@@ -44,6 +51,8 @@ from fairdistill.models.prior import GaussianMixturePrior
 ROWS_COLUMN = "rows"
 SEED_COLUMN = "seed"
 MIX_COLUMN = "sensitive_mix"
+# A request's conditions: a list of condition strings (or one string), as a column or a param.
+WHERE = "where"
 SENSITIVE_GROUPS_FILE = "sensitive_groups.json"
 # Logged as code (MLflow's "models from code"): nothing is pickled into the model.
 GENERATOR_ENTRY = Path(__file__).with_name("generator_entry.py")
@@ -63,9 +72,11 @@ class FairSyntheticGenerator(mlflow.pyfunc.PythonModel):
     """Generate rows (``predict`` on a frame of requests) or transform real rows.
 
     Input, sample mode: one row per request with the column ``rows`` (how many rows) and,
-    optionally, ``seed`` (default 0) and ``sensitive_mix`` (``real`` or ``balanced``);
-    the outputs of all requests are concatenated. Input, transform mode: real rows holding
-    the dataset's columns, target included; one synthetic row comes back per real row.
+    optionally, ``seed`` (default 0), ``sensitive_mix`` (``real`` or ``balanced``) and
+    ``where`` (conditions every row must meet, e.g. ``["age >= 60"]``; also accepted as
+    the ``where`` param, for every request); the outputs of all requests are concatenated.
+    Input, transform mode: real rows holding the dataset's columns, target included; one
+    synthetic row comes back per real row.
     The same request gives the same rows.
     """
 
@@ -99,7 +110,8 @@ class FairSyntheticGenerator(mlflow.pyfunc.PythonModel):
         model_input: pd.DataFrame,
         params: dict[str, Any] | None = None,
     ) -> pd.DataFrame:
-        del context, params
+        del context
+        where = (params or {}).get(WHERE)
         if self.codec.target_column in model_input.columns:
             return self.transform(pl.from_pandas(model_input)).to_pandas()
         if ROWS_COLUMN not in model_input.columns:
@@ -109,17 +121,68 @@ class FairSyntheticGenerator(mlflow.pyfunc.PythonModel):
                 rule="generator-input",
                 hint=f"send e.g. a frame with {ROWS_COLUMN}=1000 and {SEED_COLUMN}=0",
             )
-        frames = [
-            self.sample(
-                int(request[ROWS_COLUMN]),
-                seed=int(request.get(SEED_COLUMN, 0)),
-                mix=str(request.get(MIX_COLUMN, "real")),
-            )
-            for request in model_input.to_dict(orient="records")
-        ]
+        frames = [self._answer(request, where) for request in model_input.to_dict(orient="records")]
         return pl.concat(frames).to_pandas()
 
+    def _answer(self, request: dict[str, Any], where: Any) -> pl.DataFrame:
+        rows = int(request[ROWS_COLUMN])
+        seed = int(request.get(SEED_COLUMN, 0))
+        mix = str(request.get(MIX_COLUMN, "real"))
+        conditions = _condition_list(request.get(WHERE, where))
+        if conditions:
+            return self.sample_where(rows, conditions, seed=seed, mix=mix).frame
+        return self.sample(rows, seed=seed, mix=mix)
+
     def sample(self, rows: int, *, seed: int, mix: str = "real") -> pl.DataFrame:
+        prior = self._require_prior()
+        sampled = sample_from_prior(
+            self.teacher,
+            prior,
+            self.real_sensitive,
+            self.codec.sensitive_level_counts,
+            rows,
+            seed=seed,
+            mix=mix,  # type: ignore[arg-type]
+        )
+        return self.decode_rows(sampled)
+
+    def sample_where(
+        self,
+        rows: int,
+        where: list[str],
+        *,
+        seed: int,
+        mix: str = "real",
+        ignored_columns: tuple[str, ...] = (),
+        settings: ConditionalSettings | None = None,
+    ) -> ConditionalSample:
+        """Exactly ``rows`` rows meeting every condition of ``where``, groups in ``mix``.
+
+        See :mod:`fairdistill.models.conditional` for how; a condition that cannot be met
+        raises :class:`~fairdistill.models.conditions.ConditionError` naming it.
+        """
+        conditions = bind_conditions(where, self.codec, ignored_columns=ignored_columns)
+        generator = ConditionalGenerator(
+            teacher=self.teacher,
+            prior=self._require_prior(),
+            codec=self.codec,
+            real_sensitive=self.real_sensitive,
+            decode=self.decode_rows,
+        )
+        return sample_conditional(
+            generator,
+            conditions,
+            rows,
+            seed=seed,
+            mix=mix,  # type: ignore[arg-type]
+            settings=settings,
+        )
+
+    def decode_rows(self, table: EncodedTable) -> pl.DataFrame:
+        """Decoded blocks as the published columns: what every sampled row goes through."""
+        return self.codec.decode(table.features, table.sensitive, table.label)
+
+    def _require_prior(self) -> GaussianMixturePrior:
         if self.prior is None:
             raise ConfigError(
                 "This model was registered by a transform-mode run and has no latent prior "
@@ -127,16 +190,7 @@ class FairSyntheticGenerator(mlflow.pyfunc.PythonModel):
                 rule="generator-input",
                 hint="send real rows to transform, or register a run with generate.mode sample",
             )
-        sampled = sample_from_prior(
-            self.teacher,
-            self.prior,
-            self.real_sensitive,
-            self.codec.sensitive_level_counts,
-            rows,
-            seed=seed,
-            mix=mix,  # type: ignore[arg-type]
-        )
-        return self.codec.decode(sampled.features, sampled.sensitive, sampled.label)
+        return self.prior
 
     def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
         table = self.codec.encode(frame)
@@ -150,6 +204,15 @@ class FairSyntheticGenerator(mlflow.pyfunc.PythonModel):
             criterion=self.teacher.criterion,
         )
         return self.codec.decode(encoded.features, encoded.sensitive, encoded.label)
+
+
+def _condition_list(where: Any) -> list[str]:
+    """A request's conditions as a list of strings (none: an empty list)."""
+    if where is None or (isinstance(where, float) and np.isnan(where)):
+        return []
+    if isinstance(where, str):
+        return [where]
+    return [str(condition) for condition in where]
 
 
 def _load_module(path: Path) -> Any:
