@@ -20,6 +20,7 @@ import polars as pl
 from scipy.special import ndtr, ndtri
 
 from fairdistill.models.blocks import EncodedTable, FeatureBlock
+from fairdistill.models.constraints import FittedConstraints, enforce
 from fairdistill.models.errors import CheckpointError, DataValidationError, SpecError
 from fairdistill.models.spec import ColumnSpec, DatasetSpec
 
@@ -311,6 +312,7 @@ class TabularCodec:
         sensitive_columns: Sequence[str],
         sensitive_levels: Sequence[tuple[str, ...]],
         columns: Sequence[ColumnCodec],
+        constraints: FittedConstraints | None = None,
     ) -> None:
         self.columns_out = list(columns_out)
         self.target_column = target_column
@@ -320,6 +322,8 @@ class TabularCodec:
         self.columns = list(columns)
         self.blocks = _layout(self.columns)
         self.feature_dim = sum(codec.width for codec in self.columns)
+        # The spec's cross-column rules: every decoded table is repaired to obey them.
+        self.constraints = constraints or FittedConstraints()
 
     @property
     def sensitive_level_counts(self) -> list[int]:
@@ -354,6 +358,7 @@ class TabularCodec:
             sensitive_columns=sensitive,
             sensitive_levels=_fit_sensitive_levels(frame, sensitive),
             columns=columns,
+            constraints=FittedConstraints.fit(frame, spec),
         )
 
     def encode(self, frame: pl.DataFrame, *, with_label: bool = True) -> EncodedTable:
@@ -402,8 +407,21 @@ class TabularCodec:
         """Turn model output back into a table with the training frame's columns.
 
         Categorical blocks take their argmax, so one-hot rows and probabilities both work.
-        A label outside 0/1 (such as :data:`MISSING_LABEL`) decodes to null.
+        A label outside 0/1 (such as :data:`MISSING_LABEL`) decodes to null. The rows obey
+        the spec's constraints (see :meth:`decode_with_repairs`).
         """
+        return self.decode_with_repairs(features, sensitive, label)[0]
+
+    def decode_with_repairs(
+        self, features: np.ndarray, sensitive: np.ndarray, label: np.ndarray
+    ) -> tuple[pl.DataFrame, dict[str, int]]:
+        """The decoded table, repaired to obey the spec's constraints, and how many rows
+        each constraint changed (by constraint name; empty without constraints)."""
+        return enforce(self._decode_columns(features, sensitive, label), self.constraints)
+
+    def _decode_columns(
+        self, features: np.ndarray, sensitive: np.ndarray, label: np.ndarray
+    ) -> pl.DataFrame:
         features, sensitive, label = self._check_decode_shapes(features, sensitive, label)
         decoded: dict[str, pl.Series] = {}
         start = 0
@@ -461,6 +479,8 @@ class TabularCodec:
                 for name, levels in zip(self.sensitive_columns, self.sensitive_levels, strict=True)
             ],
             "columns": [codec.to_dict() for codec in self.columns],
+            # Left out when empty, so a codec without rules is stored as before.
+            **({"constraints": self.constraints.to_dict()} if self.constraints.rules else {}),
         }
 
     @classmethod
@@ -486,6 +506,7 @@ class TabularCodec:
             sensitive_columns=[item["column"] for item in state["sensitive"]],
             sensitive_levels=[tuple(item["levels"]) for item in state["sensitive"]],
             columns=columns,
+            constraints=FittedConstraints.from_dict(state.get("constraints", [])),
         )
 
 

@@ -83,3 +83,7 @@ class CheckpointError(FairdistillError):
 
 class RegistryError(FairdistillError):
     """A model registry request names a model, version or alias that cannot be used."""
+
+
+class ConstraintError(FairdistillError):
+    """Generated rows could not be made to obey the spec's constraints."""

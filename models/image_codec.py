@@ -91,7 +91,9 @@ class ImageCodec:
                 hint="give those columns role: ignore in the spec, or drop them from the data",
             )
         _require_pixels(frame, spec.image.pixel_columns)
-        attributes = TabularCodec.fit(frame, spec.model_copy(update={"columns": {}}))
+        attributes = TabularCodec.fit(
+            frame, spec.model_copy(update={"columns": {}, "constraints": ()})
+        )
         modelled = {spec.target.column, *spec.sensitive_columns, *pixels}
         columns_out = [name for name in frame.columns if name in modelled]
         return cls(columns_out=columns_out, attributes=attributes, image=spec.image)

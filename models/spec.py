@@ -8,9 +8,11 @@ nullability) is optional and filled in by :func:`complete_spec`.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 import yaml
 from pydantic import (
@@ -18,12 +20,23 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
 
+from fairdistill.models.constraint_rules import (
+    CHECK_CONSTRAINT,
+    SUPPORTED_FORMS,
+    Determined,
+    EitherEquals,
+    Rule,
+    RuleSyntaxError,
+    ValueRange,
+    parse_rule,
+)
 from fairdistill.models.errors import SpecError
-from fairdistill.models.schema_problems import SchemaProblem, first_problem
+from fairdistill.models.schema_problems import SchemaProblem, closest, first_problem
 
 ColumnType = Literal["categorical", "continuous", "integer"]
 ColumnRole = Literal["feature", "ignore"]
@@ -161,6 +174,29 @@ class ImageSpec(_Strict):
         return ColumnSpec(type="continuous", nullable=False, min=self.min_value, max=self.max_value)
 
 
+class ConstraintSpec(_Strict):
+    """One cross-column rule; a plain string in the spec is its ``rule``."""
+
+    rule: str = Field(
+        min_length=1,
+        description="e.g. 'end >= start', 'capital_gain == 0 or capital_loss == 0', "
+        "'education_num determined by education'",
+    )
+    name: str | None = Field(
+        default=None,
+        description="What the rule is called in metrics and reports; default: from its text "
+        "('end >= start' is end_ge_start).",
+    )
+
+    @model_validator(mode="after")
+    def _supported_form(self) -> ConstraintSpec:
+        try:
+            parse_rule(self.rule, self.name)
+        except RuleSyntaxError as error:
+            raise ValueError(str(error)) from error
+        return self
+
+
 class Provenance(_Strict):
     source: str | None = None
     licence: str | None = None
@@ -183,6 +219,11 @@ class DatasetSpec(_Strict):
     min_rows: int = Field(default=100, ge=1)
     min_group_rows: int = Field(default=20, ge=1)
     max_categories: int = Field(default=DEFAULT_MAX_CATEGORIES, ge=2)
+    constraints: tuple[ConstraintSpec, ...] = Field(
+        default=(),
+        description="Cross-column rules every input row must obey (checked by validation) "
+        "and every synthetic row obeys (repaired on generation); see the README.",
+    )
     provenance: Provenance | None = None
     split_column: str | None = Field(
         default=None,
@@ -220,6 +261,8 @@ class DatasetSpec(_Strict):
     def _modality_fields(self) -> DatasetSpec:
         if (self.modality == "image") != (self.image is not None):
             raise ValueError("'image' (channels, height, width) goes with modality: image only")
+        if self.modality == "image" and self.constraints:
+            raise ValueError("constraints relate table columns; an image dataset takes none")
         if self.split_column is not None and self.split_column in (
             self.target.column,
             *self.sensitive_columns,
@@ -231,6 +274,18 @@ class DatasetSpec(_Strict):
             )
         return self
 
+    @field_validator("constraints", mode="before")
+    @classmethod
+    def _rule_strings(cls, value: object) -> object:
+        if isinstance(value, list | tuple):
+            return [{"rule": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_serializer("constraints")
+    def _rules_as_written(self, value: tuple[ConstraintSpec, ...]) -> list[object]:
+        """A rule without a name is written back as the plain string it was given as."""
+        return [item.rule if item.name is None else item.model_dump() for item in value]
+
     @field_validator("sensitive")
     @classmethod
     def _distinct_sensitive(
@@ -240,6 +295,11 @@ class DatasetSpec(_Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"sensitive attributes repeat a column: {names}")
         return value
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        """The ``constraints:`` list parsed (each was parsed once when the spec was read)."""
+        return tuple(parse_rule(item.rule, item.name) for item in self.constraints)
 
     @property
     def sensitive_columns(self) -> list[str]:
@@ -329,6 +389,13 @@ def _spec_schema_error(problem: SchemaProblem, source: str) -> SpecError:
             hint="the target (column, positive) and at least one sensitive attribute "
             "(column, privileged) cannot be inferred and must be given",
         )
+    if where.startswith("constraints"):
+        return SpecError(
+            f"The dataset spec field '{where}' is invalid: {problem.message}",
+            file=source,
+            rule=CHECK_CONSTRAINT,
+            hint=f"write each constraint in one of the supported forms: {SUPPORTED_FORMS}",
+        )
     return SpecError(
         f"The dataset spec field '{where}' is invalid: {problem.message}",
         file=source,
@@ -352,6 +419,144 @@ def todo_placeholders(raw: object, where: str = "") -> list[str]:
     for key, value in items:
         found += todo_placeholders(value, f"{where}.{key}" if where else key)
     return found
+
+
+def check_rules_against_spec(
+    rules: Sequence[Rule], spec: DatasetSpec, data_columns: Sequence[str], *, source: str
+) -> None:
+    """Refuse a rule whose columns the data lacks or whose columns cannot take the rule.
+
+    ``spec`` is complete (every column typed). One :class:`SpecError` names the first
+    problem, the rule and the column.
+    """
+    names = [rule.name for rule in rules]
+    for rule in rules:
+        if names.count(rule.name) > 1:
+            raise _rule_error(
+                rule,
+                f"shares its name '{rule.name}' with another rule",
+                source,
+                None,
+                "give one of them another name: {rule: '...', name: '...'}",
+            )
+        for column in rule.columns:
+            _check_column_exists(rule, column, spec, data_columns, source)
+        if len(set(rule.columns)) < len(rule.columns):
+            raise _rule_error(rule, "names the same column twice", source, rule.columns[0])
+        if isinstance(rule, Determined):
+            _check_determined(rule, spec, source)
+        else:
+            for column in rule.columns:
+                _check_numeric(rule, column, spec, source)
+        if isinstance(rule, EitherEquals):
+            _check_constants(rule, spec, source)
+
+
+def _check_column_exists(
+    rule: Rule, column: str, spec: DatasetSpec, data_columns: Sequence[str], source: str
+) -> None:
+    if column in data_columns:
+        if spec.split_column == column or (
+            column in spec.columns and spec.columns[column].role == "ignore"
+        ):
+            raise _rule_error(
+                rule,
+                f"names column '{column}', which is not modelled (role: ignore or "
+                "the split column), so the synthetic data has no such column",
+                source,
+                column,
+                f"give '{column}' role: feature in the spec, or remove the rule",
+            )
+        return
+    guess = closest(column, list(data_columns))
+    raise _rule_error(
+        rule,
+        f"names column '{column}', which the data lacks"
+        + (f" (did you mean '{guess}'?)" if guess else ""),
+        source,
+        column,
+        f"write '{guess}'" if guess else f"use one of: {', '.join(list(data_columns)[:12])}",
+    )
+
+
+def _rule_role(column: str, spec: DatasetSpec) -> str:
+    if column == spec.target.column:
+        return "the target"
+    if column in spec.sensitive_columns:
+        return "a sensitive attribute"
+    return "a feature"
+
+
+def _check_numeric(rule: Rule, column: str, spec: DatasetSpec, source: str) -> None:
+    role = _rule_role(column, spec)
+    if role != "a feature":
+        raise _rule_error(
+            rule, f"compares '{column}', which is {role} (labels, not numbers)", source, column
+        )
+    kind = spec.columns[column].type
+    if kind not in ("integer", "continuous"):
+        raise _rule_error(
+            rule,
+            f"compares '{column}', which is {kind}, as a number",
+            source,
+            column,
+            f"declare '{column}' integer or continuous, or use 'B determined by A' for categories",
+        )
+
+
+def _check_determined(rule: Determined, spec: DatasetSpec, source: str) -> None:
+    role = _rule_role(rule.dependent, spec)
+    if role != "a feature":
+        raise _rule_error(
+            rule,
+            f"would set '{rule.dependent}', which is {role}: repairing it would change "
+            "the labels or groups the fairness measures are about",
+            source,
+            rule.dependent,
+            f"swap the columns ('{rule.determinant} determined by {rule.dependent}') or "
+            "remove the rule",
+        )
+    for column in rule.columns:
+        if _rule_role(column, spec) != "a feature":
+            continue  # target and sensitive attributes are categorical labels
+        kind = spec.columns[column].type
+        if kind == "continuous":
+            raise _rule_error(
+                rule,
+                f"uses '{column}', a continuous column: 'determined by' pairs "
+                "categories or integers",
+                source,
+                column,
+                f"declare '{column}' integer or categorical in the spec",
+            )
+
+
+def _check_constants(rule: EitherEquals, spec: DatasetSpec, source: str) -> None:
+    pairs = ((rule.first, rule.first_value), (rule.second, rule.second_value))
+    for column, value in pairs:
+        column_spec = spec.columns[column]
+        allowed = ValueRange(column_spec.type == "integer", column_spec.min, column_spec.max)
+        if not allowed.admits(np.asarray([value])).all():
+            raise _rule_error(
+                rule,
+                f"sets '{column}' to {value:g}, outside its bounds or rounding "
+                f"(min {column_spec.min}, max {column_spec.max}, {column_spec.type})",
+                source,
+                column,
+                f"widen min/max of '{column}' in the spec or fix the rule",
+            )
+
+
+def _rule_error(
+    rule: Rule, problem: str, source: str, column: str | None, hint: str | None = None
+) -> SpecError:
+    return SpecError(
+        f"The spec's constraint '{rule.text}' {problem}",
+        file=source,
+        column=column,
+        rule=CHECK_CONSTRAINT,
+        hint=hint or f"the supported forms are {SUPPORTED_FORMS}",
+    )
 
 
 def _infer_column(series: pl.Series, given: ColumnSpec) -> ColumnSpec:
@@ -410,7 +615,9 @@ def complete_spec(spec: DatasetSpec, frame: pl.DataFrame, *, source: str = "<dat
         skip={spec.target.column, *spec.sensitive_columns, *split},
         max_categories=spec.max_categories,
     )
-    return align_labels(spec, frame).model_copy(update={"columns": columns})
+    completed = align_labels(spec, frame).model_copy(update={"columns": columns})
+    check_rules_against_spec(completed.rules, completed, frame.columns, source=source)
+    return completed
 
 
 def align_labels(spec: DatasetSpec, frame: pl.DataFrame) -> DatasetSpec:
@@ -549,4 +756,7 @@ def _monotonic(series: pl.Series) -> bool:
 
 
 def spec_to_yaml(spec: DatasetSpec) -> str:
-    return yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    raw = spec.model_dump(mode="json", exclude_none=True)
+    if not raw.get("constraints"):
+        raw.pop("constraints", None)  # most specs have none: keep their YAML as it was
+    return yaml.safe_dump(raw, sort_keys=False)

@@ -16,7 +16,9 @@ import polars as pl
 from torch import Tensor, nn
 
 from fairdistill.models.blocks import EncodedTable
+from fairdistill.models.codec import TabularCodec
 from fairdistill.models.config import EvaluateConfig, GenerateConfig, PrepareConfig
+from fairdistill.models.constraints import breach_metrics, repair_metric, spec_rules
 from fairdistill.models.evaluation import EvaluationResult, evaluate_synthetic
 from fairdistill.models.evaluation.image import evaluate_images
 from fairdistill.models.generation import prior_for_codes, sample_from_prior, transform_rows
@@ -244,6 +246,33 @@ def transform_table(
     )
 
 
+@dataclass(frozen=True)
+class DecodedRows:
+    """Generated rows as a table, and how many of them each spec constraint repaired."""
+
+    frame: pl.DataFrame
+    repaired: dict[str, int] = field(default_factory=dict)
+
+    def repair_metrics(self) -> dict[str, float]:
+        """``constraints.<name>.repaired_rows`` and ``.repaired_share`` per constraint."""
+        rows = max(self.frame.height, 1)
+        metrics: dict[str, float] = {}
+        for name, count in self.repaired.items():
+            metrics[f"constraints.{name}.repaired_rows"] = float(count)
+            metrics[repair_metric(name)] = count / rows
+        return metrics
+
+
+def decode_rows(codec: Codec, encoded: EncodedTable) -> DecodedRows:
+    """Decode generated rows; a table's rows are repaired to obey the spec's constraints."""
+    if isinstance(codec, TabularCodec):
+        frame, repaired = codec.decode_with_repairs(
+            encoded.features, encoded.sensitive, encoded.label
+        )
+        return DecodedRows(frame, repaired)
+    return DecodedRows(codec.decode(encoded.features, encoded.sensitive, encoded.label))
+
+
 # ------------------------------------------------------------------------------ evaluate
 
 
@@ -261,7 +290,7 @@ def evaluate_rows(
         # Image classifiers of their own: the tabular families do not apply to pixels.
         return evaluate_images(train, test, synthetic, spec, seed=seed, max_rows=settings.max_rows)
     families: Sequence[str] = settings.families
-    return evaluate_synthetic(
+    result = evaluate_synthetic(
         train,
         test,
         synthetic,
@@ -270,3 +299,6 @@ def evaluate_rows(
         families=families,  # type: ignore[arg-type]
         max_rows=settings.max_rows,
     )
+    # Repairs guarantee the rules; counted again on the rows as published, for the gate.
+    result.metrics.update(breach_metrics(synthetic, spec_rules(spec)))
+    return result

@@ -7,6 +7,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
 from fairdistill.models.config import EvaluateConfig
+from fairdistill.models.constraints import repair_metric
 from fairdistill.models.reporting.markdown import (
     headline_metrics,
     render_evaluation_markdown,
@@ -41,6 +42,13 @@ def evaluate(
             spec,
             settings,
             seed=seed,
+        )
+        # The generate stage's repairs, beside the evaluation, for the report's table.
+        result.metrics.update(
+            {
+                repair_metric(name): count / max(synthetic.rows, 1)
+                for name, count in synthetic.repaired.items()
+            }
         )
         log_metrics(result.metrics)
         payload = {"metrics": result.metrics, "tables": result.tables}

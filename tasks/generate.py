@@ -9,7 +9,7 @@ from prefect.logging import get_run_logger
 from fairdistill.models.blocks import EncodedTable
 from fairdistill.models.config import GenerateConfig
 from fairdistill.models.image_codec import ImageCodec
-from fairdistill.models.stages import fit_latent_prior, sample_rows, transform_table
+from fairdistill.models.stages import decode_rows, fit_latent_prior, sample_rows, transform_table
 from fairdistill.tasks.services.caching import STAGE_CACHE
 from fairdistill.tasks.services.model_store import load_module, save_arrays_to
 from fairdistill.tasks.services.retries import TRANSIENT_RETRIES
@@ -72,16 +72,21 @@ def generate(
             encoded = sample_rows(
                 teacher_model, fitted.prior, real_sensitive, codec, settings, rows, seed=seed
             )
-        frame = codec.decode(encoded.features, encoded.sensitive, encoded.label)
+        decoded = decode_rows(codec, encoded)
+        frame = decoded.frame
+        log_metrics(decoded.repair_metrics())
         if isinstance(codec, ImageCodec) and table is not None:
             log_sample_grids(settings, seed, codec, table, encoded, teacher_model, student_model)
         log_metrics(
             {"rows": frame.height, "synthetic_positive_rate": float(np.mean(encoded.label))}
         )
         logger.info("generated %d rows (%s mode)", frame.height, settings.mode)
+        for name, count in decoded.repaired.items():
+            logger.info("constraint %s: %d rows repaired", name, count)
         return SyntheticData(
             table=write_parquet(context.work_file("synthetic.parquet"), frame),
             prior=prior_ref,
             rows=frame.height,
+            repaired=decoded.repaired,
             stage_run_id=run.info.run_id,
         )

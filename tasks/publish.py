@@ -19,9 +19,11 @@ from prefect.logging import get_run_logger
 from pydantic import BaseModel, ConfigDict
 
 from fairdistill.models.config import RunConfig
+from fairdistill.models.constraints import breach_metric, broken_in_output, spec_rules
 from fairdistill.models.errors import QualityGateError
 from fairdistill.models.gates import GateDecision, evaluate_gates, gate_miss_hint
 from fairdistill.models.reporting.model_card import render_model_card
+from fairdistill.models.spec import DatasetSpec
 from fairdistill.tasks.services.provenance import (
     code_version,
     lock_digest,
@@ -121,6 +123,21 @@ def build_manifest(
     }
 
 
+def refuse_broken_constraints(metrics: dict[str, float], spec: DatasetSpec) -> None:
+    """Synthetic rows that break a rule of the spec are never published. Repairs make
+    every rule hold, so this only fires on a defect; it is no gate a setting can lower."""
+    broken = broken_in_output(metrics, spec_rules(spec))
+    if broken:
+        rule = broken[0]
+        count = int(metrics[breach_metric(rule)])
+        raise QualityGateError(
+            f"Not published: {count} synthetic rows break the spec's constraint '{rule.text}'",
+            rule="constraints-hold",
+            hint="report this as a defect, with the spec; the rows were repaired on "
+            "generation and should obey every constraint",
+        )
+
+
 def reused_stages(context: StageContext) -> list[str]:
     """The stages the flow reused from earlier runs, as it tagged its MLflow run."""
     tags = mlflow.MlflowClient(context.tracking_uri).get_run(context.parent_run_id).data.tags
@@ -144,6 +161,7 @@ def publish(
     logger = get_run_logger()
     with stage_run(context, "publish"):
         spec = read_spec(prepared.spec)
+        refuse_broken_constraints(evaluation.metrics, spec)
         decisions = evaluate_gates(evaluation.metrics, config.gates, spec.sensitive_columns)
         mlflow.log_dict([decision.as_dict() for decision in decisions], "gates.json")
         log_metrics({f"gate.{d.gate}.{d.metric}.passed": float(d.passed) for d in decisions})

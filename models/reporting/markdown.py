@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from fairdistill.models.constraints import breach_metric, repair_metric, spec_rules
 from fairdistill.models.evaluation.fairness import grouping_names
 from fairdistill.models.evaluation.protocols import PROTOCOLS
 from fairdistill.models.gates import GATE_MEANINGS, GateDecision, gated_family
@@ -175,8 +176,34 @@ def render_evaluation_markdown(
         *fairness_section(metrics, spec),
         *reliance_section(metrics, spec),
         *fidelity_privacy_section(metrics),
+        *constraints_section(metrics, spec),
     ]
     return "\n".join(lines)
+
+
+def constraints_section(metrics: dict[str, float], spec: DatasetSpec) -> list[str]:
+    """The spec's constraints: the share of generated rows each repaired, and how many
+    published rows break it (0: repairs guarantee every rule)."""
+    rules = spec_rules(spec)
+    if not rules:
+        return []
+    rows = [
+        [
+            _cell(f"`{rule.text}`"),
+            _value(metrics, repair_metric(rule.name)),
+            _count(metrics.get(breach_metric(rule), math.nan)),
+        ]
+        for rule in rules
+    ]
+    return [
+        "## Constraints",
+        "",
+        "Each rule of the spec's `constraints:`, checked on the input and made to hold on "
+        "every generated row by an exact repair (no row is dropped).",
+        "",
+        *_table(["rule", "share of generated rows repaired", "synthetic rows breaking it"], rows),
+        "",
+    ]
 
 
 def render_gate_markdown(decisions: list[GateDecision]) -> str:
@@ -209,6 +236,10 @@ def render_gate_markdown(decisions: list[GateDecision]) -> str:
             "",
         ]
     )
+
+
+def _count(value: float) -> str:
+    return "n/a" if value != value else f"{int(value)}"
 
 
 def _number(value: float) -> str:

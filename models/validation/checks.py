@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 
+from fairdistill.models.constraints import spec_rules
 from fairdistill.models.spec import IDENTIFIER_REASON, DatasetSpec
 from fairdistill.models.validation.report import (
     CHECK_ALL_NULL,
@@ -54,13 +55,19 @@ def numeric_text(frame: pl.DataFrame, spec: DatasetSpec) -> dict[str, tuple[int,
 def without_numeric_checks(
     spec: DatasetSpec, text_examples: dict[str, tuple[int, list[str]]]
 ) -> DatasetSpec:
-    """Range checks on text columns would only repeat the text failure as a GX error."""
+    """Range and constraint checks on text columns would only repeat the text failure as
+    a GX error."""
     columns = dict(spec.columns)
     for name in text_examples:
         columns[name] = columns[name].model_copy(
             update={"type": "categorical", "min": None, "max": None}
         )
-    return spec.model_copy(update={"columns": columns})
+    constraints = [
+        item
+        for item, rule in zip(spec.constraints, spec_rules(spec), strict=True)
+        if not set(rule.columns) & set(text_examples)
+    ]
+    return spec.model_copy(update={"columns": columns, "constraints": tuple(constraints)})
 
 
 def numeric_text_failures(

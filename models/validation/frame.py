@@ -36,6 +36,7 @@ from fairdistill.models.validation.suite import (
     missing_columns_report,
     named_columns,
     run_suite,
+    with_constraint_columns,
 )
 
 
@@ -84,7 +85,8 @@ def validate_frame(frame: pl.DataFrame, spec: DatasetSpec, source: str) -> Valid
     text_examples = numeric_text(frame, completed)
     gx_spec = without_numeric_checks(completed, text_examples)
     suite = build_expectation_suite(gx_spec, name=f"fairdistill.{spec.name}")
-    gx_result = run_suite(gx_frame(frame, completed, text_examples), suite)
+    checked = with_constraint_columns(gx_frame(frame, completed, text_examples), gx_spec)
+    gx_result = run_suite(checked, suite)
     own, group_statistics = _own_failures(frame, spec, completed, text_examples)
     # fairdistill's own checks first: the command line refuses on them before the suite
     # runs, and names the same first failure as a full validation would.

@@ -28,6 +28,9 @@ CHECK_GROUP_ROWS = f"{FAIRDISTILL_CHECK_PREFIX}min_group_rows"
 
 CHECK_CELL_ROWS = f"{FAIRDISTILL_CHECK_PREFIX}min_group_label_rows"
 
+# A rule of the spec's constraints list, checked by the GX suite through a computed column.
+CHECK_SPEC_CONSTRAINT = "spec_constraint"
+
 MAX_EXAMPLES = 5
 
 HINTS: dict[str, str] = {
@@ -51,6 +54,8 @@ HINTS: dict[str, str] = {
     CHECK_SENSITIVE_GROUPS: "check the privileged values in the spec against the values the "
     "data uses; fairness needs rows in and outside the privileged group",
     CHECK_GROUP_ROWS: "supply more rows of the small group, or lower min_group_rows in the spec",
+    CHECK_SPEC_CONSTRAINT: "fix the rows that break the rule, or correct or remove the rule "
+    "under constraints: in the spec",
     CHECK_CELL_ROWS: "supply more rows of the small group and label, or lower min_group_rows "
     "in the spec",
 }

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from fairdistill.models.constraints import Rule, broken_rows, describe_rows, spec_rules
 from fairdistill.models.spec import SPLIT_TEST, SPLIT_TRAIN, ColumnSpec, DatasetSpec
 from fairdistill.models.validation.report import (
+    CHECK_SPEC_CONSTRAINT,
     MAX_EXAMPLES,
     ValidationFailure,
     ValidationReport,
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     import great_expectations as gx
 
 NUMERIC_TYPES = ("integer", "continuous")
+# The computed column through which the suite checks one of the spec's constraints.
+CONSTRAINT_COLUMN_PREFIX = "constraint:"
 
 
 def _gx() -> Any:
@@ -59,7 +63,38 @@ def build_expectation_suite(spec: DatasetSpec, name: str) -> gx.ExpectationSuite
     for column, column_spec in spec.columns.items():
         if column_spec.role == "feature":
             expectations += _feature_expectations(column, column_spec)
+    expectations += [_constraint_expectation(rule) for rule in spec_rules(spec)]
     return _gx().ExpectationSuite(name=name, expectations=expectations)
+
+
+def constraint_column(rule: Rule) -> str:
+    return f"{CONSTRAINT_COLUMN_PREFIX}{rule.name}"
+
+
+def _constraint_expectation(rule: Rule) -> Any:
+    """A constraint is checked on a computed column (:func:`with_constraint_columns`) that
+    is null where a row obeys the rule and holds the row's values where it breaks it, so
+    GX counts the breaking rows and shows them. One column serves every form, and the
+    meaning of a rule is the one the synthetic rows are held to (``broken_rows``)."""
+    return _gx().expectations.ExpectColumnValuesToBeNull(
+        column=constraint_column(rule),
+        notes=f"constraint '{rule.text}' of the spec: a value here is a row that breaks it",
+        meta={"constraint": rule.text, "constraint_name": rule.name, "columns": rule.columns},
+    )
+
+
+def with_constraint_columns(frame: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
+    """``frame`` with the computed column of each of the spec's constraints."""
+    rules = spec_rules(spec)
+    if not rules:
+        return frame
+    floats = [name for name, dtype in frame.schema.items() if dtype.is_float()]
+    # NaN is reported as a non-finite value, not also as a broken rule.
+    judged = frame.with_columns(pl.col(floats).fill_nan(None)) if floats else frame
+    return frame.with_columns(
+        describe_rows(judged, rule, broken_rows(judged, rule)).alias(constraint_column(rule))
+        for rule in rules
+    )
 
 
 def _target_expectations(spec: DatasetSpec) -> list[Any]:
@@ -154,6 +189,8 @@ def gx_failures(gx_result: dict[str, Any]) -> list[ValidationFailure]:
 
 def _gx_failure(result: dict[str, Any]) -> ValidationFailure:
     config = result["expectation_config"]
+    if "constraint" in (config.get("meta") or {}):
+        return _constraint_failure(config["meta"], result.get("result") or {})
     check, kwargs = config["type"], config["kwargs"]
     column = kwargs.get("column")
     outcome = result.get("result") or {}
@@ -175,6 +212,21 @@ def _gx_failure(result: dict[str, Any]) -> ValidationFailure:
         unexpected_count=count,
         examples=examples[:MAX_EXAMPLES],
         message=message,
+    )
+
+
+def _constraint_failure(meta: dict[str, Any], outcome: dict[str, Any]) -> ValidationFailure:
+    count = outcome.get("unexpected_count")
+    rows = outcome.get("partial_unexpected_index_list") or []
+    values = outcome.get("partial_unexpected_list") or []
+    examples = [f"row {row} ({value})" for row, value in zip(rows, values, strict=False)]
+    return ValidationFailure(
+        check=CHECK_SPEC_CONSTRAINT,
+        column=", ".join(meta.get("columns") or []) or None,
+        unexpected_count=count,
+        examples=examples[:MAX_EXAMPLES],
+        message=f"{rows_text(count)} {'breaks' if count == 1 else 'break'} the constraint "
+        f"'{meta['constraint']}'",
     )
 
 

@@ -80,6 +80,8 @@ class SyntheticData(_StageOutput):
     table: Ref
     prior: Ref | None
     rows: int
+    # Rows each of the spec's constraints repaired on decoding, by constraint name.
+    repaired: dict[str, int] = {}
 
 
 class EvaluationOutcome(_StageOutput):

@@ -127,3 +127,27 @@ def test_a_refusal_imports_neither_the_model_code_nor_the_engines(tmp_path: Path
     assert "polars" in imported and not heavy & imported, sorted(heavy & imported)
     errors = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "rule input-has-rows" in errors[0]
+
+
+def test_rows_that_break_a_constraint_are_refused_with_exit_code_2(tmp_path: Path) -> None:
+    frame = loans().with_columns(pl.col("income").alias("budget"))
+    data = tmp_path / "loans.parquet"
+    frame.write_parquet(data)
+    spec = write_spec(tmp_path, constraints=["budget <= income"])
+    code, text = validate(data, spec)
+    assert code == 0, text
+    broken = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 4).then(1e6).otherwise(pl.col("budget")).alias("budget")
+    )
+    broken.write_parquet(data)
+    code, text = validate(data, spec)
+    assert code == 2
+    assert "1 row breaks the constraint 'budget <= income'" in text and "row 4 (" in text
+
+
+def test_a_constraint_naming_a_misspelt_column_suggests_the_right_one(tmp_path: Path) -> None:
+    data = tmp_path / "loans.parquet"
+    loans().write_parquet(data)
+    code, text = validate(data, write_spec(tmp_path, constraints=["incme >= age"]))
+    assert code == 2
+    assert "'incme >= age'" in text and "did you mean 'income'?" in text
