@@ -37,6 +37,7 @@ from fairdistill.models.evaluation.conditional import (
 from fairdistill.models.spec import DatasetSpec
 from fairdistill.models.splitting import split_table
 from fairdistill.models.tables import read_table
+from fairdistill.tasks.services.conditional_audit import CONDITIONAL_KIND
 from fairdistill.tasks.services.generator_source import (
     GeneratorSource,
     load_generator,
@@ -56,7 +57,7 @@ from fairdistill.tasks.services.uris import redact_uri
 DATA_FILE = "synthetic.parquet"
 MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "report.md"
-KIND = "conditional-generation"
+KIND = CONDITIONAL_KIND
 
 
 class GenerateRequest(BaseModel):

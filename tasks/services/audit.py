@@ -1,7 +1,8 @@
 """The check an auditor runs on a published folder, trusting nobody.
 
 ``verify`` re-hashes every published file, compares it with the manifest, and compares
-the manifest with what the MLflow record of the run says. Its companion ``reproduce``
+the manifest with what the MLflow record of the run says (for a folder of conditional
+rows, see ``conditional_audit``). Its companion ``reproduce``
 reruns the whole flow, so it is composed in ``flows/reproduce.py``.
 """
 
@@ -209,10 +210,21 @@ def _check_stage_sources(
 
 
 def verify(manifest_path: str | Path, *, tracking_uri: str | None = None) -> Verification:
-    """Check a published run folder against its manifest and its MLflow record."""
+    """Check a published run folder, or one ``fairdistill generate`` published, against its
+    manifest and its MLflow record."""
+    # Imported here: the conditional checks build on this module's.
+    from fairdistill.tasks.services.conditional_audit import (
+        CONDITIONAL_KIND,
+        check_conditional_tracking,
+    )
+
     path = Path(manifest_path).resolve()
     manifest = load_manifest(path)
     result = Verification(manifest=path)
     _check_files(manifest, path.parent, result)
-    _check_tracking(manifest, tracking_uri or manifest["mlflow"]["tracking_uri"], result)
+    uri = tracking_uri or manifest["mlflow"]["tracking_uri"]
+    if manifest.get("kind") == CONDITIONAL_KIND:
+        check_conditional_tracking(manifest, uri, result)
+    else:
+        _check_tracking(manifest, uri, result)
     return result

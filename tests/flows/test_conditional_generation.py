@@ -4,6 +4,7 @@ SQLite store and registry) draws conditional rows, evaluates and publishes them.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,9 @@ from pathlib import Path
 import mlflow
 import polars as pl
 import pytest
+from typer.testing import CliRunner
 
+from fairdistill.flows.cli import app
 from fairdistill.flows.conditional_generation import (
     GenerateRequest,
     generate_rows,
@@ -20,6 +23,7 @@ from fairdistill.flows.conditional_generation import (
 from fairdistill.flows.settings import load_settings
 from fairdistill.models.conditions import ConditionError
 from fairdistill.models.spec import DatasetSpec
+from fairdistill.tasks.services.audit import verify
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
@@ -77,6 +81,49 @@ def test_the_manifest_records_conditions_source_output_and_evaluation(
     assert run.info.status == "FINISHED"
     assert json.loads(run.data.params["conditions"]) == list(WHERE)
     assert run.data.tags["output.sha256"] == drawn.sha256
+
+
+@pytest.fixture
+def drawn_copy(drawn, tmp_path: Path) -> Path:
+    """A private copy of the published conditional folder, free to tamper with."""
+    folder = tmp_path / "conditional"
+    shutil.copytree(drawn.folder, folder)
+    return folder / "manifest.json"
+
+
+def test_verify_checks_the_folder_its_mlflow_run_and_its_source(drawn_copy: Path) -> None:
+    result = verify(drawn_copy)
+    assert result.ok, result.mismatches
+    checks = "\n".join(result.checks)
+    for expected in (
+        "synthetic.parquet sha256 matches the manifest",
+        "report.md sha256 matches the manifest",
+        "the output sha256 matches the MLflow record",
+        "params) matches the MLflow record",
+        "metrics match the MLflow record",
+        "is registered",
+        "the source run's manifest sha256 matches the record",
+    ):
+        assert expected in checks, expected
+
+
+def test_verify_exits_4_on_a_flipped_byte_and_an_edited_record(drawn_copy: Path) -> None:
+    data = drawn_copy.parent / "synthetic.parquet"
+    content = bytearray(data.read_bytes())
+    content[len(content) // 2] ^= 0x01
+    data.write_bytes(bytes(content))
+    manifest = json.loads(drawn_copy.read_text())
+    manifest["request"]["seed"] += 1
+    manifest["draw"]["draws"] += 1
+    manifest["source"]["version"] = 999
+    drawn_copy.write_text(json.dumps(manifest))
+    failed = CliRunner().invoke(app, ["verify", str(drawn_copy)])
+    assert failed.exit_code == 4
+    mismatches = [line for line in failed.output.splitlines() if line.startswith("MISMATCH")]
+    assert any("synthetic.parquet" in line and "differs" in line for line in mismatches)
+    assert any("params differ" in line and "seed" in line for line in mismatches)
+    assert any("metrics differ" in line and "draws" in line for line in mismatches)
+    assert any("no version 999" in line for line in mismatches)
 
 
 def test_a_wide_condition_is_evaluated_on_the_real_slice(
