@@ -126,7 +126,14 @@ def evaluation_summary(evaluation: dict[str, Any]) -> dict[str, Any]:
     """The gradient-boosting TSTR and TRTR scores on the real slice, or why there are none."""
     summary: dict[str, Any] = {
         key: evaluation.get(key)
-        for key in ("status", "reason", "real_test_slice_rows", "real_train_slice_rows")
+        for key in (
+            "status",
+            "reason",
+            "real_test_slice_rows",
+            "real_train_slice_rows",
+            "synthetic_positive_rate",
+            "real_slice_positive_rate",
+        )
     }
     for protocol, outcome in (
         (evaluation.get("families") or {}).get("gradient_boosting", {}).items()
@@ -135,6 +142,8 @@ def evaluation_summary(evaluation: dict[str, Any]) -> dict[str, Any]:
             continue
         utility = outcome["utility"]
         summary[protocol] = {
+            "trained": outcome.get("trained"),
+            "reason": outcome.get("reason"),
             "auroc": utility.get("auroc"),
             "f1": utility.get("f1"),
             "accuracy": utility.get("accuracy"),
