@@ -42,20 +42,13 @@ from typing import Any
 
 import polars as pl
 
-from benchmarks.speed_common import load_average, machine, write_json
+from benchmarks.speed_common import QUIET_ENVIRONMENT, load_average, machine, write_json
 from fairdistill.flows.conditional_generation import recorded_split
 from fairdistill.models.conditions import Condition, ConditionSet
 from fairdistill.models.spec import DatasetSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPO_ROOT / "benchmarks" / "results" / "conditional.json"
-QUIET_ENVIRONMENT = {
-    "DO_NOT_TRACK": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "GX_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-}
 # From common to rare on Adult; one holds on a sensitive attribute, one on the target.
 CASES: dict[str, list[str]] = {
     "female": ["sex == Female"],

@@ -42,17 +42,16 @@ from typing import Any
 
 import yaml
 
-from benchmarks.speed_common import DEFAULT_OUTPUT_DIR, load_average, machine, write_json
+from benchmarks.speed_common import (
+    DEFAULT_OUTPUT_DIR,
+    QUIET_ENVIRONMENT,
+    load_average,
+    machine,
+    write_json,
+)
 from fairdistill.data import bundled_dataset
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-QUIET_ENVIRONMENT = {
-    "DO_NOT_TRACK": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "GX_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-}
 TARGETS_S = {"refusal": 3.0, "validate": 5.0}
 LOANS_SPEC = {
     "name": "loans",

@@ -36,18 +36,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.speed_common import DEFAULT_OUTPUT_DIR, Clock, load_average, machine, write_json
+from benchmarks.speed_common import (
+    DEFAULT_OUTPUT_DIR,
+    QUIET_ENVIRONMENT,
+    Clock,
+    load_average,
+    machine,
+    write_json,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GATE_MISSED_EXIT_CODE = 3
 STAGES = ("validate", "prepare", "train_teacher", "distill_student", "generate", "evaluate")
-QUIET_ENVIRONMENT = {
-    "DO_NOT_TRACK": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "GX_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-}
 
 
 def children_cpu_seconds() -> float:

@@ -26,6 +26,15 @@ from fairdistill.models.splitting import split_table
 from fairdistill.models.tables import read_table
 
 DEFAULT_OUTPUT_DIR = Path("benchmarks") / "output"
+# What every benchmark's fresh CLI process runs with: offline and quiet, and time for the
+# temporary Prefect server to start on a loaded machine.
+QUIET_ENVIRONMENT = {
+    "DO_NOT_TRACK": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}
 
 
 def load_average() -> tuple[float, float, float]:

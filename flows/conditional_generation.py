@@ -21,7 +21,6 @@ from typing import Any, Literal
 
 import mlflow
 import polars as pl
-from mlflow.entities import RunStatus
 from pydantic import BaseModel, ConfigDict, Field
 
 from fairdistill.flows.settings import load_settings
@@ -47,10 +46,10 @@ from fairdistill.tasks.services.provenance import code_version, package_versions
 from fairdistill.tasks.services.run_folder import check_output_location, write_run_folder
 from fairdistill.tasks.services.storage import parquet_bytes, sha256_bytes
 from fairdistill.tasks.services.tracking import (
+    ended_run,
     ensure_experiment,
     log_metrics,
     log_params,
-    record_failure,
 )
 from fairdistill.tasks.services.uris import redact_uri
 
@@ -153,7 +152,7 @@ def _tracked_run(
         run_name=run_name,
         tags={"fairdistill.kind": KIND, "fairdistill.source_model": source.model_uri},
     )
-    try:
+    with ended_run(run):
         log_params(
             {
                 "source": source.requested,
@@ -165,12 +164,6 @@ def _tracked_run(
             }
         )
         yield run
-    except BaseException as error:
-        record_failure(run.info.run_id, error)
-        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
-        raise
-    else:
-        mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
 
 
 def _source_spec(source: GeneratorSource) -> DatasetSpec | None:

@@ -8,51 +8,23 @@ reruns the whole flow, so it is composed in ``flows/reproduce.py``.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pyarrow.parquet as pq
 
-from fairdistill.models.errors import FairdistillError
 from fairdistill.tasks.services.tracking import REUSED_FROM_TAG
+from fairdistill.tasks.services.verification import (
+    Verification,
+    VerificationError,
+    check_recorded_sha,
+    differing_metrics,
+    file_digest,
+)
 
 MANIFEST_VERSION = 1
-
-
-class VerificationError(FairdistillError):
-    """A published dataset does not match its manifest or its MLflow record."""
-
-    exit_code = 4
-
-
-@dataclass
-class Verification:
-    manifest: Path
-    checks: list[str] = field(default_factory=list)
-    mismatches: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.mismatches
-
-    def passed(self, what: str) -> None:
-        self.checks.append(what)
-
-    def mismatch(self, what: str) -> None:
-        self.mismatches.append(what)
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_manifest(path: Path) -> dict[str, Any]:
@@ -111,23 +83,6 @@ def _check_files(manifest: dict[str, Any], folder: Path, result: Verification) -
             result.passed(f"{name} sha256 matches the manifest")
 
 
-def differing_metrics(recorded: dict[str, float], manifest: dict[str, float]) -> list[str]:
-    """The manifest's metrics that MLflow recorded differently.
-
-    A metric that could not be computed (a ratio with no positive prediction in a group) is
-    NaN in the manifest and absent from MLflow, where runs never log a NaN: that agrees.
-    """
-    differing = []
-    for key, value in manifest.items():
-        other = recorded.get(key)
-        if math.isnan(value):
-            if other is not None and not math.isnan(other):
-                differing.append(key)
-        elif other is None or not math.isclose(other, value, rel_tol=1e-9):
-            differing.append(key)
-    return differing
-
-
 def _stage_run(client: mlflow.MlflowClient, manifest: dict[str, Any], stage: str) -> Any:
     run_id = manifest["mlflow"]["run_id"]
     runs = client.search_runs(
@@ -152,14 +107,9 @@ def _check_tracking(manifest: dict[str, Any], tracking_uri: str, result: Verific
     else:
         result.passed(f"MLflow run {run_id} FINISHED")
     publish = _stage_run(client, manifest, "publish")
-    recorded_sha = publish.data.tags.get("output.sha256") if publish else None
-    if recorded_sha != manifest["output"]["sha256"]:
-        result.mismatch(
-            f"MLflow recorded output sha256 {recorded_sha}, the manifest says "
-            f"{manifest['output']['sha256']}"
-        )
-    else:
-        result.passed("the output sha256 matches the MLflow record")
+    check_recorded_sha(
+        publish.data.tags.get("output.sha256") if publish else None, manifest, result
+    )
     evaluate = _stage_run(client, manifest, "evaluate")
     differing = differing_metrics(evaluate.data.metrics if evaluate else {}, manifest["metrics"])
     if differing:

@@ -17,7 +17,12 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from fairdistill.models.evaluation.conditional import evaluation_metrics
-from fairdistill.tasks.services.audit import Verification, differing_metrics, file_digest
+from fairdistill.tasks.services.verification import (
+    Verification,
+    check_recorded_sha,
+    differing_metrics,
+    file_digest,
+)
 
 CONDITIONAL_KIND = "conditional-generation"
 KIND_TAG = "fairdistill.kind"
@@ -49,14 +54,7 @@ def _check_run(run: Any, manifest: dict[str, Any], result: Verification) -> None
     kind = run.data.tags.get(KIND_TAG)
     if kind != CONDITIONAL_KIND:
         result.mismatch(f"MLflow run {run_id} is of kind {kind}, not {CONDITIONAL_KIND}")
-    recorded_sha = run.data.tags.get("output.sha256")
-    if recorded_sha != manifest["output"]["sha256"]:
-        result.mismatch(
-            f"MLflow recorded output sha256 {recorded_sha}, the manifest says "
-            f"{manifest['output']['sha256']}"
-        )
-    else:
-        result.passed("the output sha256 matches the MLflow record")
+    check_recorded_sha(run.data.tags.get("output.sha256"), manifest, result)
 
 
 def expected_params(manifest: dict[str, Any]) -> dict[str, Any]:

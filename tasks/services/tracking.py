@@ -150,6 +150,14 @@ def _child_run(context: StageContext, stage: str) -> Iterator[mlflow.ActiveRun]:
         nested=True,
         tags=tags,
     )
+    with ended_run(run):
+        yield run
+
+
+@contextmanager
+def ended_run(run: mlflow.ActiveRun) -> Iterator[mlflow.ActiveRun]:
+    """The active ``run``, ended FINISHED when the block completes and FAILED, with the
+    reason recorded, when it raises."""
     try:
         yield run
     except BaseException as error:
