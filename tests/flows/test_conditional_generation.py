@@ -27,6 +27,9 @@ from fairdistill.tasks.services.audit import verify
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
+# The registered model of the session's finished run (its input is adult_sample.parquet).
+# The session's registry holds other tables' models too, so an alias must name its model.
+SAMPLE_MODEL = "fairdistill-adult_sample"
 WHERE = (
     "age >= 40",
     "workclass in [Private, Self-emp-inc]",
@@ -145,10 +148,12 @@ def test_the_alias_and_the_run_id_reach_the_same_generator_and_bytes(
     drawn, finished_run, tmp_path: Path
 ) -> None:
     summary, _ = finished_run
+    assert drawn.source.startswith(f"models:/{SAMPLE_MODEL}/")
     for source in ("candidate", summary.mlflow_run_id):
-        again = generate_rows(
-            GenerateRequest(source=source, rows=300, where=WHERE, seed=5, output=str(tmp_path))
+        request = GenerateRequest(
+            source=source, model=SAMPLE_MODEL, rows=300, where=WHERE, seed=5, output=str(tmp_path)
         )
+        again = generate_rows(request)
         assert again.source == drawn.source
         assert again.sha256 == drawn.sha256
 
@@ -191,7 +196,8 @@ def test_the_command_exits_2_with_one_line_and_reads_a_conditions_file(
     done = subprocess.run(
         [
             *command,
-            *("candidate", "--rows", "50", "--where-file", str(conditions)),
+            *("candidate", "--model", SAMPLE_MODEL, "--rows", "50"),
+            *("--where-file", str(conditions)),
             *("--where", "sex == Female", "--output", str(tmp_path / "out"), "--json"),
         ],
         capture_output=True,
