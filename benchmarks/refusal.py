@@ -12,8 +12,8 @@ Cases:
 - ``unknown_column``: ``run`` whose spec names a column the table lacks;
 - ``adult_small_group``: ``run`` on a copy of Adult (48,842 rows) whose spec asks for more
   rows per group than it has (fairdistill's own checks refuse it);
-- ``adult_out_of_range``: ``run`` on that copy with a spec bound the data breaks (only the
-  Great Expectations suite finds it);
+- ``adult_out_of_range``: ``run`` on that copy with a spec bound the data breaks (an
+  expectation of the Great Expectations suite, which the command evaluates with polars);
 - ``validate_adult``: ``validate --dataset adult`` (passes; the whole suite runs);
 - ``validate_adult_copy``: ``validate`` on the copy with its spec (the same, as a user's file).
 

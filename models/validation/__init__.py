@@ -5,7 +5,7 @@ from fairdistill.models.validation.frame import (
     CheckedTable,
     check_table,
     column_warnings,
-    own_check_failures,
+    quick_check_failures,
     validate_frame,
 )
 from fairdistill.models.validation.report import (
@@ -42,7 +42,7 @@ __all__ = [
     "build_expectation_suite",
     "check_table",
     "column_warnings",
-    "own_check_failures",
+    "quick_check_failures",
     "raise_for_failure_list",
     "raise_for_failures",
     "report_to_markdown",

@@ -24,12 +24,14 @@ from fairdistill.models.validation.checks import (
     untyped_mixed_failures,
     without_numeric_checks,
 )
+from fairdistill.models.validation.polars_suite import evaluate_expectations
 from fairdistill.models.validation.report import (
     ValidationFailure,
     ValidationReport,
 )
 from fairdistill.models.validation.suite import (
     build_expectation_suite,
+    declared_expectations,
     gx_failures,
     gx_frame,
     gx_statistics,
@@ -55,18 +57,17 @@ def check_table(frame: pl.DataFrame, spec: DatasetSpec, *, source: str) -> Check
     return CheckedTable(spec=completed, report=validate_frame(frame, spec, source=source))
 
 
-def own_check_failures(
+def quick_check_failures(
     frame: pl.DataFrame, spec: DatasetSpec, source: str
 ) -> list[ValidationFailure]:
-    """What fairdistill's own checks find, without the Great Expectations suite.
-
-    The same checks :func:`validate_frame` runs, in its order, at a fraction of its cost
-    (Great Expectations takes seconds to import): enough to refuse most bad tables at once.
-    Raises :class:`~fairdistill.models.errors.SpecError` when the spec names a column the
-    data lacks.
-    """
-    completed = complete_spec(spec, nan_as_null(frame), source=source)
-    return _own_failures(frame, spec, completed, numeric_text(frame, completed))[0]
+    """The failures :func:`validate_frame` reports, in its order, found without Great
+    Expectations: fairdistill's own checks, then the suite's expectations evaluated with
+    polars (:mod:`.polars_suite`). Raises :class:`~fairdistill.models.errors.SpecError`
+    when the spec names a column the data lacks."""
+    prepared = _prepare(frame, spec, source)
+    own = _own_failures(frame, spec, prepared.completed, prepared.text_examples)[0]
+    declared = evaluate_expectations(prepared.checked, declared_expectations(prepared.gx_spec))
+    return [*own, *gx_failures(declared)]
 
 
 def validate_frame(frame: pl.DataFrame, spec: DatasetSpec, source: str) -> ValidationReport:
@@ -79,15 +80,11 @@ def validate_frame(frame: pl.DataFrame, spec: DatasetSpec, source: str) -> Valid
     missing = [column for column in named_columns(spec) if column not in frame.columns]
     if missing:
         return missing_columns_report(frame, spec, source, started)
-    # NaN counts as missing when inferring the spec: it is reported as non-finite instead.
-    as_null = nan_as_null(frame)
-    completed = complete_spec(spec, as_null, source=source)
-    text_examples = numeric_text(frame, completed)
-    gx_spec = without_numeric_checks(completed, text_examples)
-    suite = build_expectation_suite(gx_spec, name=f"fairdistill.{spec.name}")
-    checked = with_constraint_columns(gx_frame(frame, completed, text_examples), gx_spec)
-    gx_result = run_suite(checked, suite)
-    own, group_statistics = _own_failures(frame, spec, completed, text_examples)
+    prepared = _prepare(frame, spec, source)
+    completed = prepared.completed
+    suite = build_expectation_suite(prepared.gx_spec, name=f"fairdistill.{spec.name}")
+    gx_result = run_suite(prepared.checked, suite)
+    own, group_statistics = _own_failures(frame, spec, completed, prepared.text_examples)
     # fairdistill's own checks first: the command line refuses on them before the suite
     # runs, and names the same first failure as a full validation would.
     failures = [*own, *gx_failures(gx_result)]
@@ -107,8 +104,27 @@ def validate_frame(frame: pl.DataFrame, spec: DatasetSpec, source: str) -> Valid
         statistics=statistics,
         gx_result=gx_result,
         suite=suite.to_json_dict(),
-        warnings=column_warnings(as_null, completed),
+        warnings=column_warnings(nan_as_null(frame), completed),
     )
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    completed: DatasetSpec
+    # Numeric-declared columns holding text: (rows, examples); their range checks are off.
+    text_examples: dict[str, tuple[int, list[str]]]
+    gx_spec: DatasetSpec
+    # The frame as the suite sees it, with the constraints' computed columns.
+    checked: pl.DataFrame
+
+
+def _prepare(frame: pl.DataFrame, spec: DatasetSpec, source: str) -> _Prepared:
+    # NaN counts as missing when inferring the spec: it is reported as non-finite instead.
+    completed = complete_spec(spec, nan_as_null(frame), source=source)
+    text_examples = numeric_text(frame, completed)
+    gx_spec = without_numeric_checks(completed, text_examples)
+    checked = with_constraint_columns(gx_frame(frame, completed, text_examples), gx_spec)
+    return _Prepared(completed, text_examples, gx_spec, checked)
 
 
 def _own_failures(

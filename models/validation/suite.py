@@ -5,6 +5,7 @@ its JSON result turned into failures a user can act on."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -35,51 +36,76 @@ def _gx() -> Any:
     return great_expectations
 
 
+@dataclass(frozen=True)
+class Expectation:
+    """One expectation of the suite, without Great Expectations: its type as GX names it
+    (``expect_column_values_to_be_between``), its arguments, notes and meta. The suite is
+    built from these, and :mod:`.polars_suite` evaluates the same list without GX."""
+
+    type: str
+    kwargs: dict[str, Any]
+    notes: str | None = None
+    meta: dict[str, Any] | None = None
+
+    def to_gx(self) -> Any:
+        gx_class = "".join(part.capitalize() for part in self.type.split("_"))
+        extra = {"meta": self.meta} if self.meta else {}
+        return getattr(_gx().expectations, gx_class)(**self.kwargs, notes=self.notes, **extra)
+
+
 def build_expectation_suite(spec: DatasetSpec, name: str) -> gx.ExpectationSuite:
     """The GX suite of a completed spec (every column typed, see ``complete_spec``)."""
-    E = _gx().expectations
-    expectations: list[Any] = [
-        E.ExpectTableRowCountToBeBetween(
-            min_value=spec.min_rows, notes=f"min_rows: {spec.min_rows} in the spec"
+    expectations = [item.to_gx() for item in declared_expectations(spec)]
+    return _gx().ExpectationSuite(name=name, expectations=expectations)
+
+
+def declared_expectations(spec: DatasetSpec) -> list[Expectation]:
+    """What a completed spec declares about its table, in the suite's order."""
+    found = [
+        Expectation(
+            "expect_table_row_count_to_be_between",
+            {"min_value": spec.min_rows},
+            f"min_rows: {spec.min_rows} in the spec",
         )
     ]
-    for column in named_columns(spec):
-        expectations.append(E.ExpectColumnToExist(column=column))
-    expectations += _target_expectations(spec)
-    for column in spec.sensitive_columns:
-        expectations.append(
-            E.ExpectColumnValuesToNotBeNull(
-                column=column, notes="a sensitive attribute must be known for every row"
-            )
+    found += [Expectation("expect_column_to_exist", {"column": c}) for c in named_columns(spec)]
+    found += _target_expectations(spec)
+    found += [
+        Expectation(
+            "expect_column_values_to_not_be_null",
+            {"column": column},
+            "a sensitive attribute must be known for every row",
         )
+        for column in spec.sensitive_columns
+    ]
     if spec.split_column:
-        expectations.append(
-            E.ExpectColumnValuesToBeInSet(
-                column=spec.split_column,
-                value_set=[SPLIT_TRAIN, SPLIT_TEST],
-                notes="split_column of the spec: every row is in the train or the test part",
+        found.append(
+            Expectation(
+                "expect_column_values_to_be_in_set",
+                {"column": spec.split_column, "value_set": [SPLIT_TRAIN, SPLIT_TEST]},
+                "split_column of the spec: every row is in the train or the test part",
             )
         )
     for column, column_spec in spec.columns.items():
         if column_spec.role == "feature":
-            expectations += _feature_expectations(column, column_spec)
-    expectations += [_constraint_expectation(rule) for rule in spec_rules(spec)]
-    return _gx().ExpectationSuite(name=name, expectations=expectations)
+            found += _feature_expectations(column, column_spec)
+    return found + [_constraint_expectation(rule) for rule in spec_rules(spec)]
 
 
 def constraint_column(rule: Rule) -> str:
     return f"{CONSTRAINT_COLUMN_PREFIX}{rule.name}"
 
 
-def _constraint_expectation(rule: Rule) -> Any:
+def _constraint_expectation(rule: Rule) -> Expectation:
     """A constraint is checked on a computed column (:func:`with_constraint_columns`) that
     is null where a row obeys the rule and holds the row's values where it breaks it, so
     GX counts the breaking rows and shows them. One column serves every form, and the
     meaning of a rule is the one the synthetic rows are held to (``broken_rows``)."""
-    return _gx().expectations.ExpectColumnValuesToBeNull(
-        column=constraint_column(rule),
-        notes=f"constraint '{rule.text}' of the spec: a value here is a row that breaks it",
-        meta={"constraint": rule.text, "constraint_name": rule.name, "columns": rule.columns},
+    return Expectation(
+        "expect_column_values_to_be_null",
+        {"column": constraint_column(rule)},
+        f"constraint '{rule.text}' of the spec: a value here is a row that breaks it",
+        {"constraint": rule.text, "constraint_name": rule.name, "columns": rule.columns},
     )
 
 
@@ -97,43 +123,48 @@ def with_constraint_columns(frame: pl.DataFrame, spec: DatasetSpec) -> pl.DataFr
     )
 
 
-def _target_expectations(spec: DatasetSpec) -> list[Any]:
-    E = _gx().expectations
+def _target_expectations(spec: DatasetSpec) -> list[Expectation]:
     target = spec.target
     found = [
-        E.ExpectColumnValuesToNotBeNull(column=target.column, notes="every row needs a label"),
-        E.ExpectColumnDistinctValuesToContainSet(
-            column=target.column,
-            value_set=[target.positive],
-            notes="the favourable label named in the spec must occur",
+        Expectation(
+            "expect_column_values_to_not_be_null",
+            {"column": target.column},
+            "every row needs a label",
+        ),
+        Expectation(
+            "expect_column_distinct_values_to_contain_set",
+            {"column": target.column, "value_set": [target.positive]},
+            "the favourable label named in the spec must occur",
         ),
     ]
     if target.classes:
         found.append(
-            E.ExpectColumnValuesToBeInSet(
-                column=target.column,
-                value_set=list(target.classes),
-                notes="labels must be among target.classes of the spec",
+            Expectation(
+                "expect_column_values_to_be_in_set",
+                {"column": target.column, "value_set": list(target.classes)},
+                "labels must be among target.classes of the spec",
             )
         )
     return found
 
 
-def _feature_expectations(column: str, column_spec: ColumnSpec) -> list[Any]:
-    E = _gx().expectations
-    found: list[Any] = []
+def _feature_expectations(column: str, column_spec: ColumnSpec) -> list[Expectation]:
+    found: list[Expectation] = []
     if column_spec.nullable is False:
         found.append(
-            E.ExpectColumnValuesToNotBeNull(column=column, notes="nullable: false in the spec")
+            Expectation(
+                "expect_column_values_to_not_be_null",
+                {"column": column},
+                "nullable: false in the spec",
+            )
         )
     bounded = column_spec.min is not None or column_spec.max is not None
     if column_spec.type in NUMERIC_TYPES and bounded:
         found.append(
-            E.ExpectColumnValuesToBeBetween(
-                column=column,
-                min_value=column_spec.min,
-                max_value=column_spec.max,
-                notes="min/max of the spec",
+            Expectation(
+                "expect_column_values_to_be_between",
+                {"column": column, "min_value": column_spec.min, "max_value": column_spec.max},
+                "min/max of the spec",
             )
         )
     return found
@@ -200,7 +231,7 @@ def _gx_failure(result: dict[str, Any]) -> ValidationFailure:
     if exception:
         message = f"{check} could not be evaluated on '{column}': {exception.splitlines()[0]}"
     else:
-        message = _gx_message(check, column, kwargs, outcome)
+        message = expectation_message(check, column, kwargs, outcome)
     if check == "expect_column_distinct_values_to_contain_set":
         examples = [str(value) for value in outcome.get("observed_value") or []]
     elif check == "expect_column_values_to_not_be_null":
@@ -230,7 +261,7 @@ def _constraint_failure(meta: dict[str, Any], outcome: dict[str, Any]) -> Valida
     )
 
 
-def _gx_message(check: str, column: str | None, kwargs: dict, outcome: dict) -> str:
+def expectation_message(check: str, column: str | None, kwargs: dict, outcome: dict) -> str:
     count = outcome.get("unexpected_count")
     if check == "expect_table_row_count_to_be_between":
         return (

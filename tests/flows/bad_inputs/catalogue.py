@@ -497,6 +497,30 @@ CASES = [
         "expect_column_values_to_not_be_null",
         column="purpose",
     ),
+    Case(
+        "constraint_broken",
+        csv_case(
+            some_rows(BASE, "income", 10.0, 6),
+            "'income >= age'",
+            "6 rows",
+            constraints=["income >= age"],
+        ),
+        "spec_constraint",
+    ),
+    Case(
+        "split_column_with_a_third_part",
+        csv_case(
+            BASE.with_columns(
+                pl.Series("part", (["train"] * 3 + ["test"]) * (ROWS // 4)).scatter(
+                    [7, 8], "holdout"
+                )
+            ),
+            "['train', 'test']",
+            split_column="part",
+        ),
+        "expect_column_values_to_be_in_set",
+        column="part",
+    ),
     # ------------------------------------------------------------ options and configuration
     Case(
         "rows_zero",

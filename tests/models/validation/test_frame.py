@@ -22,7 +22,7 @@ from fairdistill.models.validation import (
     CHECK_UNTYPED_MIXED,
     ValidationReport,
     build_expectation_suite,
-    own_check_failures,
+    quick_check_failures,
     raise_for_failures,
     report_to_markdown,
     validate_frame,
@@ -228,13 +228,13 @@ def test_text_among_numbers_in_an_untyped_column_is_refused_too(
     assert not [f for f in validate_frame(codes, untyped, "x.csv").failures if f.column == "fnlwgt"]
 
 
-def test_own_checks_find_the_first_failure_without_the_suite(
+def test_quick_checks_find_the_first_failure_without_the_suite(
     sample: pl.DataFrame, adult_spec: DatasetSpec
 ) -> None:
     frame = with_values(sample.with_columns(pl.col("fnlwgt").cast(pl.String)), "fnlwgt", 3, "n/a")
-    own = own_check_failures(frame, adult_spec, "x.csv")
+    quick = quick_check_failures(frame, adult_spec, "x.csv")
     full = validate_frame(frame, adult_spec, "x.csv")
-    assert [(f.check, f.column) for f in own] == [(CHECK_NUMERIC_TEXT, "fnlwgt")]
+    assert [(f.check, f.column) for f in quick] == [(CHECK_NUMERIC_TEXT, "fnlwgt")]
     assert (full.failures[0].check, full.failures[0].column) == (CHECK_NUMERIC_TEXT, "fnlwgt")
 
 
