@@ -102,10 +102,7 @@ def _check_tracking(manifest: dict[str, Any], tracking_uri: str, result: Verific
     except mlflow.exceptions.MlflowException as error:
         result.mismatch(f"MLflow at {tracking_uri} has no run {run_id} ({error.message[:200]})")
         return
-    if parent.info.status != "FINISHED":
-        result.mismatch(f"MLflow run {run_id} is {parent.info.status}, not FINISHED")
-    else:
-        result.passed(f"MLflow run {run_id} FINISHED")
+    result.check_finished(parent, "MLflow run")
     publish = _stage_run(client, manifest, "publish")
     check_recorded_sha(
         publish.data.tags.get("output.sha256") if publish else None, manifest, result

@@ -47,10 +47,7 @@ def check_conditional_tracking(
 
 def _check_run(run: Any, manifest: dict[str, Any], result: Verification) -> None:
     run_id = run.info.run_id
-    if run.info.status != "FINISHED":
-        result.mismatch(f"MLflow run {run_id} is {run.info.status}, not FINISHED")
-    else:
-        result.passed(f"MLflow run {run_id} FINISHED")
+    result.check_finished(run, "MLflow run")
     kind = run.data.tags.get(KIND_TAG)
     if kind != CONDITIONAL_KIND:
         result.mismatch(f"MLflow run {run_id} is of kind {kind}, not {CONDITIONAL_KIND}")
@@ -135,10 +132,7 @@ def _check_source_run(client: mlflow.MlflowClient, run_id: str, result: Verifica
     except MlflowException:
         result.mismatch(f"MLflow has no source run {run_id}")
         return
-    if run.info.status != "FINISHED":
-        result.mismatch(f"the source run {run_id} is {run.info.status}, not FINISHED")
-    else:
-        result.passed(f"the source run {run_id} FINISHED")
+    result.check_finished(run, "the source run")
 
 
 def _check_source_manifest(source: dict[str, Any], result: Verification) -> None:

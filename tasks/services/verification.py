@@ -34,6 +34,14 @@ class Verification:
     def mismatch(self, what: str) -> None:
         self.mismatches.append(what)
 
+    def check_finished(self, run: Any, label: str) -> None:
+        """``run`` (an MLflow run, called ``label`` in the messages) must have FINISHED."""
+        status = run.info.status
+        if status != "FINISHED":
+            self.mismatch(f"{label} {run.info.run_id} is {status}, not FINISHED")
+        else:
+            self.passed(f"{label} {run.info.run_id} FINISHED")
+
 
 def file_digest(path: Path) -> str:
     digest = hashlib.sha256()

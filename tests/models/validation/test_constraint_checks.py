@@ -10,7 +10,6 @@ from fairdistill.data import bundled_dataset
 from fairdistill.models.constraints import rule_breaches, spec_rules
 from fairdistill.models.errors import DataValidationError
 from fairdistill.models.spec import DatasetSpec, complete_spec, load_spec
-from fairdistill.models.tables import read_table
 from fairdistill.models.validation import (
     CHECK_SPEC_CONSTRAINT,
     raise_for_failures,
@@ -21,20 +20,8 @@ from fairdistill.models.validation import (
 ADULT_RULES = ["capital_gain == 0 or capital_loss == 0", "education_num determined by education"]
 
 
-@pytest.fixture(autouse=True)
-def quiet_great_expectations(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DO_NOT_TRACK", "true")
-    monkeypatch.setenv("GX_ANALYTICS_ENABLED", "false")
-
-
 @pytest.fixture(scope="module")
-def adult() -> pl.DataFrame:
-    return read_table(bundled_dataset("adult").data_path)
-
-
-@pytest.fixture(scope="module")
-def spec() -> DatasetSpec:
-    adult_spec = load_spec(bundled_dataset("adult").spec_path)
+def spec(adult_spec: DatasetSpec) -> DatasetSpec:
     return DatasetSpec.model_validate({**adult_spec.model_dump(), "constraints": ADULT_RULES})
 
 

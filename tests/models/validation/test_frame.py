@@ -29,22 +29,6 @@ from fairdistill.models.validation import (
 )
 
 
-@pytest.fixture(autouse=True)
-def quiet_great_expectations(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DO_NOT_TRACK", "true")
-    monkeypatch.setenv("GX_ANALYTICS_ENABLED", "false")
-
-
-@pytest.fixture(scope="module")
-def adult() -> pl.DataFrame:
-    return read_table(bundled_dataset("adult").data_path)
-
-
-@pytest.fixture(scope="module")
-def adult_spec() -> DatasetSpec:
-    return load_spec(bundled_dataset("adult").spec_path)
-
-
 @pytest.fixture(scope="module")
 def sample(adult: pl.DataFrame) -> pl.DataFrame:
     return adult.sample(n=2000, seed=11)

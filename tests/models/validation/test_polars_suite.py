@@ -12,30 +12,22 @@ from collections.abc import Callable
 import polars as pl
 import pytest
 
-from fairdistill.data import bundled_dataset
-from fairdistill.models.spec import DatasetSpec, load_spec
-from fairdistill.models.tables import read_table
+from fairdistill.models.spec import DatasetSpec
 from fairdistill.models.validation import quick_check_failures, validate_frame
 from fairdistill.models.validation.polars_suite import evaluate_expectations
 from fairdistill.models.validation.suite import declared_expectations
 
 
-@pytest.fixture(autouse=True)
-def quiet_great_expectations(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DO_NOT_TRACK", "true")
-    monkeypatch.setenv("GX_ANALYTICS_ENABLED", "false")
+@pytest.fixture(scope="module")
+def sample(adult: pl.DataFrame) -> pl.DataFrame:
+    return adult.sample(n=1500, seed=5)
 
 
 @pytest.fixture(scope="module")
-def sample() -> pl.DataFrame:
-    return read_table(bundled_dataset("adult").data_path).sample(n=1500, seed=5)
-
-
-@pytest.fixture(scope="module")
-def adult_spec() -> DatasetSpec:
-    # Small groups are not what these cases are about: a 1,500-row sample has few of them.
-    spec = load_spec(bundled_dataset("adult").spec_path)
-    return DatasetSpec.model_validate({**spec.model_dump(), "min_group_rows": 20})
+def sample_spec(adult_spec: DatasetSpec) -> DatasetSpec:
+    """Adult's spec; small groups are not what these cases are about, and 1,500 rows have
+    few of them."""
+    return DatasetSpec.model_validate({**adult_spec.model_dump(), "min_group_rows": 20})
 
 
 def first_rows(frame: pl.DataFrame, column: str, rows: int, value: object) -> pl.DataFrame:
@@ -127,17 +119,17 @@ def described(failures: list) -> list[tuple]:
 
 @pytest.mark.parametrize("name", CASES)
 def test_quick_checks_find_what_the_suite_finds(
-    name: str, sample: pl.DataFrame, adult_spec: DatasetSpec
+    name: str, sample: pl.DataFrame, sample_spec: DatasetSpec
 ) -> None:
-    frame, spec = CASES[name](sample, adult_spec)
+    frame, spec = CASES[name](sample, sample_spec)
     full = validate_frame(frame, spec, source="table.csv")
     quick = quick_check_failures(frame, spec, "table.csv")
     assert described(quick) == described(full.failures)
     assert (name == "clean") == (full.failures == [])
 
 
-def test_statistics_count_the_expectations(sample: pl.DataFrame, adult_spec: DatasetSpec) -> None:
-    frame, spec = CASES["age above max, many values"](sample, adult_spec)
+def test_statistics_count_the_expectations(sample: pl.DataFrame, sample_spec: DatasetSpec) -> None:
+    frame, spec = CASES["age above max, many values"](sample, sample_spec)
     full = validate_frame(frame, spec, source="table.csv")
     result = evaluate_expectations(frame, declared_expectations(spec))
     assert result["statistics"]["evaluated_expectations"] == len(full.suite["expectations"])
