@@ -42,8 +42,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import solve_triangular
-from scipy.special import logsumexp
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 
@@ -61,6 +59,9 @@ COVARIANCE_SHRINKAGE = 0.5
 # Added to every component's diagonal, relative to the codes' variance, so that a cluster
 # of (nearly) identical codes still has a positive definite covariance.
 _RIDGE = 1e-6
+_NEAREST_CHUNK_ROWS = 2048
+# Codes scored at a time: (rows, dim^2) products stay at a few MiB.
+_SCORE_CHUNK_ROWS = 4096
 _ARRAY_NAMES = ("weights", "means", "covariance_cholesky")
 _GROUP_WEIGHTS = "group_weights"
 
@@ -268,24 +269,27 @@ class GaussianMixturePrior:
             components[rows] = np.minimum(chosen, self.n_components - 1)
         return components
 
-    def _component_log_densities(self, codes: np.ndarray) -> np.ndarray:
-        """log N(code | mean_k, cov_k) for every code and component: (n, k)."""
-        codes = np.asarray(codes, dtype=np.float64)
-        per_component = np.empty((codes.shape[0], self.n_components))
-        for component in range(self.n_components):
-            factor = self.covariance_cholesky[component]
-            whitened = solve_triangular(factor, (codes - self.means[component]).T, lower=True)
-            log_det = 2.0 * np.log(np.diag(factor)).sum()
-            squared = (whitened**2).sum(axis=0)
-            per_component[:, component] = -0.5 * (
-                squared + log_det + self.dim * np.log(2.0 * np.pi)
-            )
-        return per_component
-
     def log_likelihood(self, codes: np.ndarray) -> float:
-        """Mean log density per code under the mixture."""
-        per_component = self._component_log_densities(codes)
-        return float(logsumexp(per_component + np.log(self.weights), axis=1).mean())
+        """Mean log density per code under the mixture.
+
+        The squared Mahalanobis distance to each component is expanded as
+        x'Px - 2x'Pm + m'Pm, so all components are scored by two matrix products, a chunk
+        of codes at a time, and the log-sum-exp is taken per chunk: on 39,073 Adult codes
+        and 779 components a triangular solve per component took 5.6 s, scipy's logsumexp
+        over the whole (n, k) array 13 s, and even plain numpy on that array several
+        seconds, most of it the first touch of freshly allocated memory.
+        """
+        codes = np.asarray(codes, dtype=np.float64)
+        scorer = _MixtureScorer.of(self)
+        total = 0.0
+        for start in range(0, len(codes), _SCORE_CHUNK_ROWS):
+            weighted = scorer.log_densities(codes[start : start + _SCORE_CHUNK_ROWS])
+            weighted += scorer.log_weights
+            peak = weighted.max(axis=1)
+            weighted -= peak[:, None]
+            np.exp(weighted, out=weighted)
+            total += float((peak + np.log(weighted.sum(axis=1))).sum())
+        return total / len(codes)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {name: np.ascontiguousarray(getattr(self, name)) for name in _ARRAY_NAMES}
@@ -322,19 +326,67 @@ class GaussianMixturePrior:
         return cls(weights, means, cholesky, group_weights)
 
 
+@dataclass(frozen=True)
+class _MixtureScorer:
+    """What scoring codes under a mixture needs, computed once from its Cholesky factors."""
+
+    centre: np.ndarray  # (d,) subtracted from codes and means: no large terms cancel
+    flat_precisions: np.ndarray  # (d*d, k)
+    linear: np.ndarray  # (k, d): P_k m_k
+    quadratic: np.ndarray  # (k,): m_k' P_k m_k
+    log_norm: np.ndarray  # (k,): log det(2 pi cov_k)
+    log_weights: np.ndarray  # (k,)
+
+    @classmethod
+    def of(cls, prior: GaussianMixturePrior) -> _MixtureScorer:
+        factors = prior.covariance_cholesky
+        centre = prior.means.mean(axis=0)
+        means = prior.means - centre
+        whitening = np.linalg.solve(factors, np.broadcast_to(np.eye(prior.dim), factors.shape))
+        precisions = np.matmul(whitening.transpose(0, 2, 1), whitening)
+        linear = np.einsum("kij,kj->ki", precisions, means)
+        log_det = 2.0 * np.log(np.diagonal(factors, axis1=1, axis2=2)).sum(axis=1)
+        return cls(
+            centre=centre,
+            flat_precisions=precisions.reshape(prior.n_components, -1).T.copy(),
+            linear=linear,
+            quadratic=np.einsum("ki,ki->k", means, linear),
+            log_norm=log_det + prior.dim * np.log(2.0 * np.pi),
+            log_weights=np.log(prior.weights),
+        )
+
+    def log_densities(self, codes: np.ndarray) -> np.ndarray:
+        """log N(code | mean_k, cov_k) for every code of the chunk and component: (m, k)."""
+        x = codes - self.centre
+        outer = (x[:, :, None] * x[:, None, :]).reshape(len(x), -1)
+        squared = outer @ self.flat_precisions
+        squared -= 2.0 * (x @ self.linear.T)
+        squared += self.quadratic
+        # Rounding can leave a code on its component's mean a hair below zero.
+        np.maximum(squared, 0.0, out=squared)
+        squared += self.log_norm
+        squared *= -0.5
+        return squared
+
+
 def components_for_rows(rows: int) -> int:
     """One component per ``ROWS_PER_COMPONENT`` codes, between 1 and ``MAX_COMPONENTS``."""
     return int(min(MAX_COMPONENTS, max(1, rows // ROWS_PER_COMPONENT)))
 
 
 def _nearest_centre(codes: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Index of the nearest centre of every code, in chunks to bound memory."""
+    """Index of the nearest centre of every code, in chunks to bound memory.
+
+    Chunks of 2,048 codes keep the distance block at 12 MiB for 780 centres: at 16,384
+    (100 MiB) a call on Adult's 39,073 codes took 0.3-1.2 s, mostly the first touch of
+    fresh memory, against 0.1 s.
+    """
     assignment = np.empty(len(codes), dtype=np.int64)
     centre_norms = (centres**2).sum(axis=1)
-    for start in range(0, len(codes), 16_384):
-        part = codes[start : start + 16_384]
+    for start in range(0, len(codes), _NEAREST_CHUNK_ROWS):
+        part = codes[start : start + _NEAREST_CHUNK_ROWS]
         distances = centre_norms[None, :] - 2.0 * part @ centres.T
-        assignment[start : start + 16_384] = np.argmin(distances, axis=1)
+        assignment[start : start + _NEAREST_CHUNK_ROWS] = np.argmin(distances, axis=1)
     return assignment
 
 

@@ -58,6 +58,25 @@ def test_log_likelihood_matches_scikit_learn(prior: GaussianMixturePrior, codes:
     assert prior.log_likelihood(far_away) < prior.log_likelihood(codes) - 100
 
 
+def test_log_likelihood_of_many_components_matches_scikit_learn() -> None:
+    """The row-scaled prior: hundreds of components, some nearly degenerate, scored in
+    chunks; scikit-learn given the same mixture is the reference."""
+    rng = np.random.default_rng(3)
+    scales = np.r_[np.ones(4), np.full(8, 0.03)]
+    codes = rng.normal(size=(9_000, 12)) * scales + 2.0
+    codes[:200] = codes[0]  # a cluster of one repeated code
+    prior = GaussianMixturePrior.fit(codes, n_components=None, seed=0)
+    assert prior.n_components > 100
+    reference = GaussianMixture(n_components=prior.n_components, covariance_type="full")
+    reference.weights_, reference.means_ = prior.weights, prior.means
+    # scikit-learn keeps the Cholesky factor of the precision: L^-T for covariance L L^T.
+    inverse = np.linalg.inv(prior.covariance_cholesky)
+    reference.precisions_cholesky_ = inverse.transpose(0, 2, 1)
+    assert prior.log_likelihood(codes) == pytest.approx(reference.score(codes), rel=1e-9)
+    moved = codes + rng.normal(scale=0.1, size=codes.shape)
+    assert prior.log_likelihood(moved) == pytest.approx(reference.score(moved), rel=1e-9)
+
+
 def test_arrays_round_trip_through_a_file(prior: GaussianMixturePrior, tmp_path: Path):
     sha = save_arrays(tmp_path / "prior.safetensors", prior.to_arrays(), {"kind": "prior"})
     arrays, metadata = load_arrays(tmp_path / "prior.safetensors", expected_sha256=sha)
