@@ -91,7 +91,13 @@ def _between(
 
 
 def _in_set(series: pl.Series, value_set: list[Any]) -> ColumnResult:
-    outside = (~series.is_in(value_set)).fill_null(False) & series.is_not_null()
+    # Compared as Python values, as GX's pandas engine does: polars refuses to look for
+    # text in a numeric column, and 0 is not "0" to either.
+    allowed = set(value_set)
+    outside = pl.Series(
+        [value is not None and value not in allowed for value in series.to_list()],
+        dtype=pl.Boolean,
+    )
     return _offending(series, outside, values=True)
 
 

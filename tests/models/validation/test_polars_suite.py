@@ -110,6 +110,10 @@ CASES: dict[str, Case] = {
         ),
         respec(spec, split_column="part"),
     ),
+    "split column of numbers": lambda frame, spec: (
+        frame.with_columns((pl.int_range(pl.len()) % 4 == 0).cast(pl.Int64).alias("part")),
+        respec(spec, split_column="part"),
+    ),
 }
 
 
