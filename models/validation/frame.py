@@ -7,6 +7,7 @@ records the report is ``tasks/validate.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from fairdistill.models.validation.polars_suite import evaluate_expectations
 from fairdistill.models.validation.report import (
     ValidationFailure,
     ValidationReport,
+    distinct_examples,
 )
 from fairdistill.models.validation.suite import (
     build_expectation_suite,
@@ -67,7 +69,7 @@ def quick_check_failures(
     prepared = _prepare(frame, spec, source)
     own = _own_failures(frame, spec, prepared.completed, prepared.text_examples)[0]
     declared = evaluate_expectations(prepared.checked, declared_expectations(prepared.gx_spec))
-    return [*own, *gx_failures(declared)]
+    return [*own, *with_held_values(gx_failures(declared), prepared.checked)]
 
 
 def validate_frame(frame: pl.DataFrame, spec: DatasetSpec, source: str) -> ValidationReport:
@@ -87,7 +89,7 @@ def validate_frame(frame: pl.DataFrame, spec: DatasetSpec, source: str) -> Valid
     own, group_statistics = _own_failures(frame, spec, completed, prepared.text_examples)
     # fairdistill's own checks first: the command line refuses on them before the suite
     # runs, and names the same first failure as a full validation would.
-    failures = [*own, *gx_failures(gx_result)]
+    failures = [*own, *with_held_values(gx_failures(gx_result), prepared.checked)]
     statistics = {
         "source": source,
         "rows": frame.height,
@@ -106,6 +108,24 @@ def validate_frame(frame: pl.DataFrame, spec: DatasetSpec, source: str) -> Valid
         suite=suite.to_json_dict(),
         warnings=column_warnings(nan_as_null(frame), completed),
     )
+
+
+def with_held_values(
+    failures: list[ValidationFailure], checked: pl.DataFrame
+) -> list[ValidationFailure]:
+    """A missing value the spec names (the positive label) is shown beside the values the
+    column does hold, most frequent first: GX reports only what is missing, and '>50k'
+    against '>50K' is the usual cause."""
+    return [
+        dataclasses.replace(
+            failure,
+            examples=distinct_examples(checked.get_column(failure.column).drop_nulls()),
+        )
+        if failure.check == "expect_column_distinct_values_to_contain_set"
+        and failure.column in checked.columns
+        else failure
+        for failure in failures
+    ]
 
 
 @dataclass(frozen=True)

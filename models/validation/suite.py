@@ -232,9 +232,7 @@ def _gx_failure(result: dict[str, Any]) -> ValidationFailure:
         message = f"{check} could not be evaluated on '{column}': {exception.splitlines()[0]}"
     else:
         message = expectation_message(check, column, kwargs, outcome)
-    if check == "expect_column_distinct_values_to_contain_set":
-        examples = [str(value) for value in outcome.get("observed_value") or []]
-    elif check == "expect_column_values_to_not_be_null":
+    if check == "expect_column_values_to_not_be_null":
         # Every offending value is null: where they are says more.
         examples = [f"row {index}" for index in outcome.get("partial_unexpected_index_list", [])]
     return ValidationFailure(

@@ -414,7 +414,7 @@ CASES = [
     ),
     Case(
         "positive_label_absent",
-        csv_case(BASE, target={"column": "approved", "positive": "Yes"}),
+        csv_case(BASE, "e.g. ", "yes", target={"column": "approved", "positive": "Yes"}),
         "expect_column_distinct_values_to_contain_set",
         column="approved",
     ),
