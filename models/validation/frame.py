@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -67,9 +68,9 @@ def quick_check_failures(
     polars (:mod:`.polars_suite`). Raises :class:`~fairdistill.models.errors.SpecError`
     when the spec names a column the data lacks."""
     prepared = _prepare(frame, spec, source)
-    own = _own_failures(frame, spec, prepared.completed, prepared.text_examples)[0]
+    own = _own_failures(frame, spec, prepared)[0]
     declared = evaluate_expectations(prepared.checked, declared_expectations(prepared.gx_spec))
-    return [*own, *with_held_values(gx_failures(declared), prepared.checked)]
+    return [*own, *_suite_failures(declared, prepared.checked)]
 
 
 def validate_frame(frame: pl.DataFrame, spec: DatasetSpec, source: str) -> ValidationReport:
@@ -86,10 +87,10 @@ def validate_frame(frame: pl.DataFrame, spec: DatasetSpec, source: str) -> Valid
     completed = prepared.completed
     suite = build_expectation_suite(prepared.gx_spec, name=f"fairdistill.{spec.name}")
     gx_result = run_suite(prepared.checked, suite)
-    own, group_statistics = _own_failures(frame, spec, completed, prepared.text_examples)
+    own, group_statistics = _own_failures(frame, spec, prepared)
     # fairdistill's own checks first: the command line refuses on them before the suite
     # runs, and names the same first failure as a full validation would.
-    failures = [*own, *with_held_values(gx_failures(gx_result), prepared.checked)]
+    failures = [*own, *_suite_failures(gx_result, prepared.checked)]
     statistics = {
         "source": source,
         "rows": frame.height,
@@ -106,14 +107,14 @@ def validate_frame(frame: pl.DataFrame, spec: DatasetSpec, source: str) -> Valid
         statistics=statistics,
         gx_result=gx_result,
         suite=suite.to_json_dict(),
-        warnings=column_warnings(nan_as_null(frame), completed),
+        warnings=column_warnings(prepared.as_null, completed),
     )
 
 
-def with_held_values(
-    failures: list[ValidationFailure], checked: pl.DataFrame
-) -> list[ValidationFailure]:
-    """A missing value the spec names (the positive label) is shown beside the values the
+def _suite_failures(result: dict[str, Any], checked: pl.DataFrame) -> list[ValidationFailure]:
+    """The failures of a suite result, GX's or the polars evaluation's.
+
+    A missing value the spec names (the positive label) is shown beside the values the
     column does hold, most frequent first: GX reports only what is missing, and '>50k'
     against '>50K' is the usual cause."""
     return [
@@ -124,12 +125,15 @@ def with_held_values(
         if failure.check == "expect_column_distinct_values_to_contain_set"
         and failure.column in checked.columns
         else failure
-        for failure in failures
+        for failure in gx_failures(result)
     ]
 
 
 @dataclass(frozen=True)
 class _Prepared:
+    # NaN as null: NaN counts as missing when inferring the spec (and is reported as
+    # non-finite instead).
+    as_null: pl.DataFrame
     completed: DatasetSpec
     # Numeric-declared columns holding text: (rows, examples); their range checks are off.
     text_examples: dict[str, tuple[int, list[str]]]
@@ -139,26 +143,23 @@ class _Prepared:
 
 
 def _prepare(frame: pl.DataFrame, spec: DatasetSpec, source: str) -> _Prepared:
-    # NaN counts as missing when inferring the spec: it is reported as non-finite instead.
-    completed = complete_spec(spec, nan_as_null(frame), source=source)
+    as_null = nan_as_null(frame)
+    completed = complete_spec(spec, as_null, source=source)
     text_examples = numeric_text(frame, completed)
     gx_spec = without_numeric_checks(completed, text_examples)
     checked = with_constraint_columns(gx_frame(frame, completed, text_examples), gx_spec)
-    return _Prepared(completed, text_examples, gx_spec, checked)
+    return _Prepared(as_null, completed, text_examples, gx_spec, checked)
 
 
 def _own_failures(
-    frame: pl.DataFrame,
-    given: DatasetSpec,
-    completed: DatasetSpec,
-    text_examples: dict[str, tuple[int, list[str]]],
+    frame: pl.DataFrame, given: DatasetSpec, prepared: _Prepared
 ) -> tuple[list[ValidationFailure], dict[str, object]]:
-    as_null = nan_as_null(frame)
+    completed = prepared.completed
     group_failures, group_statistics = group_checks(frame, completed)
     failures = [
-        *numeric_text_failures(text_examples),
+        *numeric_text_failures(prepared.text_examples),
         *untyped_mixed_failures(frame, given, completed),
-        *all_null_failures(as_null, completed),
+        *all_null_failures(prepared.as_null, completed),
         *non_finite_failures(frame, completed),
         *target_class_failures(frame, completed),
         *group_failures,

@@ -7,6 +7,8 @@ same failures in the same order, with the same counts, messages and examples.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 
 import polars as pl
@@ -144,11 +146,8 @@ def test_statistics_count_the_expectations(sample: pl.DataFrame, sample_spec: Da
     assert result["success"] is False
 
 
-def test_quick_checks_do_not_import_great_expectations(tmp_path) -> None:
+def test_quick_checks_do_not_import_great_expectations() -> None:
     """Run in a fresh interpreter: the point of the quick checks is not paying GX's import."""
-    import subprocess
-    import sys
-
     program = (
         "import sys, polars as pl\n"
         "from fairdistill.data import bundled_dataset\n"
