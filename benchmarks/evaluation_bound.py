@@ -29,10 +29,7 @@ from benchmarks.speed_common import DEFAULT_OUTPUT_DIR, adult_split, load_averag
 from benchmarks.speed_common import write_json as write_report
 from fairdistill.models.evaluation import evaluate_synthetic
 from fairdistill.models.evaluation.embedding import fit_embedding
-from fairdistill.models.evaluation.fidelity import (
-    alpha_precision_beta_recall_authenticity,
-    density_coverage,
-)
+from fairdistill.models.evaluation.fidelity import sample_fidelity
 
 SAMPLE_SIZES = (5000, 20_000)
 FIDELITY_KEYS = ("alpha_precision", "beta_recall", "density", "coverage")
@@ -66,12 +63,9 @@ def sampling_spread(rows: int, seeds: int) -> dict[str, Any]:
         values: dict[str, list[float]] = {key: [] for key in FIDELITY_KEYS}
         started = time.perf_counter()
         for seed in range(seeds):
-            precision = alpha_precision_beta_recall_authenticity(
-                real_emb, synth_emb, seed, max_rows=max_rows
-            )
-            coverage = density_coverage(real_emb, synth_emb, seed=seed, max_rows=max_rows)
+            figures, _ = sample_fidelity(real_emb, synth_emb, seed, max_rows=max_rows)
             for key in FIDELITY_KEYS:
-                values[key].append(float({**precision, **coverage}[key]))
+                values[key].append(float(figures[key]))
         spread[str(max_rows)] = {
             "seconds_per_seed": round((time.perf_counter() - started) / seeds, 3),
             **{

@@ -57,51 +57,85 @@ _LEVELS = (np.arange(20) + 0.5) / 20
 _DENSITY_CHUNK_ROWS = 1024
 
 
-def alpha_precision_beta_recall_authenticity(
+@dataclass(frozen=True)
+class RealNeighbours:
+    """A real sample and, for each of its rows, the distances to its ``k`` nearest other rows.
+
+    Density, coverage and authenticity all measure against the real rows' own neighbours, and
+    an evaluation scores the synthetic rows and the held-out real rows against the same real
+    sample, so the search is made once and handed on.
+    """
+
+    rows: np.ndarray
+    distances: np.ndarray  # (n, k): to the 1st, ..., k-th nearest other row
+
+    def kth(self, k: int) -> np.ndarray:
+        """Distance from each row to its k-th nearest other row."""
+        return self.distances[:, k - 1]
+
+    def holds(self, rows: np.ndarray, k: int) -> bool:
+        """Whether these are the neighbours of ``rows`` up to the k-th."""
+        return (
+            self.distances.shape[1] >= k
+            and self.rows.shape == rows.shape
+            and np.array_equal(self.rows, rows)
+        )
+
+
+def real_neighbours(real: np.ndarray, k: int = NEIGHBOURS) -> RealNeighbours:
+    """The :class:`RealNeighbours` of ``real`` up to the k-th (the row itself is skipped)."""
+    distances, _ = nearest_neighbours(real, real, k + 1)
+    return RealNeighbours(rows=real, distances=distances[:, 1:])
+
+
+def sample_fidelity(
     real_emb: np.ndarray,
     synth_emb: np.ndarray,
     seed: int,
     max_rows: int = DEFAULT_MAX_ROWS,
     k: int = NEIGHBOURS,
-) -> dict[str, Any]:
-    """Integrated alpha-precision and beta-recall, authenticity, and the curves behind them."""
+    known: RealNeighbours | None = None,
+) -> tuple[dict[str, Any], RealNeighbours]:
+    """Integrated alpha-precision and beta-recall with their curves, authenticity, density and
+    coverage; and the real sample's neighbours, which a later call on the same real rows can
+    pass back as ``known`` (they are recomputed when they belong to another sample).
+
+    Four neighbour searches serve all five figures: real and synthetic rows among their own
+    kind, and each side's nearest row on the other.
+    """
     real, synthetic = _paired_subsamples(real_emb, synth_emb, seed, max_rows)
+    neighbours = known if known is not None and known.holds(real, k) else real_neighbours(real, k)
+    synthetic_radius = _kth_neighbour_distance(synthetic, k)
+    # For every real row its nearest synthetic row, and for every synthetic row its nearest
+    # real row: recall and coverage use the first, authenticity the second.
+    to_synthetic = nearest_neighbours(synthetic, real, 1)
+    to_real = nearest_neighbours(real, synthetic, 1)
     precision_curve = _alpha_precision_curve(real, synthetic)
-    recall_curve = _beta_recall_curve(real, synthetic, k)
-    return {
+    recall_curve = _beta_recall_curve(synthetic, synthetic_radius, to_synthetic)
+    radii = neighbours.kth(k)
+    figures = {
         "alpha_precision": _integrated(precision_curve),
         "beta_recall": _integrated(recall_curve),
-        "authenticity": _authenticity(real, synthetic),
+        "authenticity": _authenticity(neighbours.kth(1), to_real),
         "levels": _LEVELS.tolist(),
         "alpha_precision_curve": precision_curve.tolist(),
         "beta_recall_curve": recall_curve.tolist(),
+        "density": _density(real, synthetic, radii, k),
+        "coverage": float((to_synthetic[0][:, 0] <= radii).mean()),
     }
+    return figures, neighbours
 
 
-def density_coverage(
-    real_emb: np.ndarray,
-    synth_emb: np.ndarray,
-    k: int = NEIGHBOURS,
-    seed: int = 0,
-    max_rows: int = DEFAULT_MAX_ROWS,
-) -> dict[str, float]:
-    """Naeem et al. 2020: each real row owns a ball reaching its k-th nearest real neighbour.
-
-    density = mean number of real balls holding a synthetic row, divided by k (about 1 for one
-    distribution, above 1 when synthetic rows crowd dense regions); coverage = share of real
-    balls holding at least one synthetic row.
-    """
-    real, synthetic = _paired_subsamples(real_emb, synth_emb, seed, max_rows)
-    radii = _kth_neighbour_distance(real, k)
+def _density(real: np.ndarray, synthetic: np.ndarray, radii: np.ndarray, k: int) -> float:
+    """Naeem et al. 2020: each real row owns a ball reaching its k-th nearest real neighbour;
+    the mean number of real balls holding a synthetic row, divided by k (about 1 for one
+    distribution, above 1 when synthetic rows crowd dense regions). Coverage is the share of
+    real balls holding at least one synthetic row."""
     hits = 0
     for start in range(0, synthetic.shape[0], _DENSITY_CHUNK_ROWS):
         chunk = synthetic[start : start + _DENSITY_CHUNK_ROWS].astype(np.float64)
         hits += int((_pairwise_distances(chunk, real) <= radii[None, :]).sum())
-    nearest_synthetic, _ = nearest_neighbours(synthetic, real, 1)
-    return {
-        "density": hits / (k * synthetic.shape[0]),
-        "coverage": float((nearest_synthetic[:, 0] <= radii).mean()),
-    }
+    return hits / (k * synthetic.shape[0])
 
 
 def marginal_distances(real: pl.DataFrame, synth: pl.DataFrame, spec: DatasetSpec) -> dict:
@@ -279,21 +313,22 @@ def _alpha_precision_curve(real: np.ndarray, synthetic: np.ndarray) -> np.ndarra
     return (synthetic_distance[None, :] <= radii[:, None]).mean(axis=1)
 
 
-def _beta_recall_curve(real: np.ndarray, synthetic: np.ndarray, k: int) -> np.ndarray:
-    ball_radius = _kth_neighbour_distance(synthetic, k)
+def _beta_recall_curve(
+    synthetic: np.ndarray,
+    synthetic_radius: np.ndarray,
+    to_synthetic: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
     to_centre = _distance_to_mean(synthetic, synthetic)
     support_radii = np.quantile(to_centre, _LEVELS)
-    distance, nearest = nearest_neighbours(synthetic, real, 1)
-    nearest = nearest[:, 0]
-    covered = distance[:, 0] <= ball_radius[nearest]
+    distance, nearest = to_synthetic[0][:, 0], to_synthetic[1][:, 0]
+    covered = distance <= synthetic_radius[nearest]
     in_support = to_centre[nearest][None, :] <= support_radii[:, None]
     return (covered[None, :] & in_support).mean(axis=1)
 
 
-def _authenticity(real: np.ndarray, synthetic: np.ndarray) -> float:
-    own_distance = _kth_neighbour_distance(real, 1)
-    distance, nearest = nearest_neighbours(real, synthetic, 1)
-    return float((distance[:, 0] > own_distance[nearest[:, 0]]).mean())
+def _authenticity(own_distance: np.ndarray, to_real: tuple[np.ndarray, np.ndarray]) -> float:
+    distance, nearest = to_real[0][:, 0], to_real[1][:, 0]
+    return float((distance > own_distance[nearest]).mean())
 
 
 def _integrated(curve: np.ndarray) -> float:

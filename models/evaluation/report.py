@@ -57,12 +57,12 @@ from fairdistill.models.evaluation.fairness import (
 from fairdistill.models.evaluation.fidelity import (
     DEFAULT_MAX_ROWS,
     NEIGHBOURS,
-    alpha_precision_beta_recall_authenticity,
+    RealNeighbours,
     column_shapes,
     correlation_difference,
-    density_coverage,
     marginal_distances,
     marginal_histograms,
+    sample_fidelity,
 )
 from fairdistill.models.evaluation.privacy import (
     dcr_histogram,
@@ -80,6 +80,8 @@ from fairdistill.models.evaluation.utility import FAMILIES, Family, tstr_trtr
 from fairdistill.models.spec import DatasetSpec
 
 REFERENCE_SAMPLE_FIGURES = ("alpha_precision", "beta_recall", "authenticity", "density", "coverage")
+# The sample figures the report keeps in their own table, apart from precision and recall.
+DENSITY_FIGURES = ("density", "coverage")
 # MLflow also allows "/" and ":", but a "/" could make a name resolve to another path.
 _INVALID_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_\-. ]")
 
@@ -125,13 +127,17 @@ def evaluate_synthetic(
         train_emb, synth_emb = embedding.transform(real_train), embedding.transform(synthetic)
         test_emb = embedding.transform(real_test)
     with timed(timings, "fidelity"):
-        record_fidelity(result, real_train, synthetic, train_emb, synth_emb, spec, seed, max_rows)
+        neighbours = record_fidelity(
+            result, real_train, synthetic, train_emb, synth_emb, spec, seed, max_rows
+        )
     with timed(timings, "privacy"):
         record_copies(result, real_train, real_test, synthetic)
         record_distances(result, train_emb, synth_emb, test_emb, seed, max_rows)
     with timed(timings, "holdout_reference"):
         embeddings = train_emb, synth_emb, test_emb
-        record_holdout_reference(result, real_train, real_test, embeddings, spec, seed, max_rows)
+        record_holdout_reference(
+            result, real_train, real_test, embeddings, spec, seed, max_rows, neighbours
+        )
     result.tables["timings_s"] = timings
     result.tables["sampling"] = {"max_rows": max_rows, "seed": seed}
     return result
@@ -210,10 +216,12 @@ def record_fidelity(
     spec: DatasetSpec,
     seed: int,
     max_rows: int,
-) -> None:
-    """Record sample-level fidelity in the embedding, per-column marginals and associations."""
-    faithful = alpha_precision_beta_recall_authenticity(real_emb, synth_emb, seed, max_rows)
-    density = density_coverage(real_emb, synth_emb, seed=seed, max_rows=max_rows)
+) -> RealNeighbours:
+    """Record sample-level fidelity in the embedding, per-column marginals and associations;
+    return the real sample's neighbours for the holdout reference, which uses the same."""
+    figures, neighbours = sample_fidelity(real_emb, synth_emb, seed, max_rows)
+    faithful = {name: value for name, value in figures.items() if name not in DENSITY_FIGURES}
+    density = {name: figures[name] for name in DENSITY_FIGURES}
     marginals = marginal_distances(real_train, synthetic, spec)
     histograms = marginal_histograms(real_train, synthetic, spec)
     association = correlation_difference(real_train, synthetic, spec)
@@ -235,6 +243,7 @@ def record_fidelity(
         "marginal_histograms": histograms,
         "association": association.as_table(),
     }
+    return neighbours
 
 
 def record_copies(
@@ -289,6 +298,7 @@ def record_holdout_reference(
     spec: DatasetSpec,
     seed: int,
     max_rows: int,
+    neighbours: RealNeighbours | None = None,
 ) -> None:
     """Record the discriminator AUC of the synthetic rows, and under ``holdout.`` every
     fidelity figure as the real test rows score them (the NNDR comes with the distances).
@@ -296,16 +306,15 @@ def record_holdout_reference(
     The holdout's sample-level figures compare equal samples of training and test rows (at
     most ``max_rows``, at most the test rows), as the synthetic ones compare equal samples
     of training and synthetic rows; both discriminators see the same number of rows.
+    ``neighbours`` (from :func:`record_fidelity`) saves the real rows' own search when the
+    two samples are the same rows.
     """
     train_emb, synth_emb, test_emb = embeddings
     metrics = result.metrics
     compared = min(max_rows, DISCRIMINATOR_MAX_ROWS, synth_emb.shape[0], test_emb.shape[0])
     holdout_rows = min(max_rows, test_emb.shape[0])
     metrics["fidelity.discriminator_auc"] = discriminator_auc(train_emb, synth_emb, seed, compared)
-    reference = {
-        **alpha_precision_beta_recall_authenticity(train_emb, test_emb, seed, holdout_rows),
-        **density_coverage(train_emb, test_emb, seed=seed, max_rows=holdout_rows),
-    }
+    reference, _ = sample_fidelity(train_emb, test_emb, seed, holdout_rows, known=neighbours)
     marginals = marginal_distances(real_train, real_test, spec)
     association = correlation_difference(real_train, real_test, spec)
     holdout = {

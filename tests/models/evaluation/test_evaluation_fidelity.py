@@ -10,11 +10,11 @@ from fairdistill.models.evaluation.embedding import fit_embedding
 from fairdistill.models.evaluation.fidelity import (
     MISSING_LEVEL,
     OTHER_LEVELS,
-    alpha_precision_beta_recall_authenticity,
     correlation_difference,
-    density_coverage,
     marginal_distances,
     marginal_histograms,
+    real_neighbours,
+    sample_fidelity,
 )
 from fairdistill.models.spec import DatasetSpec, complete_spec
 
@@ -26,9 +26,7 @@ COLLAPSED = RNG.normal(size=(2000, 8)) * 0.2
 
 
 def sample_scores(synthetic: np.ndarray) -> dict[str, float]:
-    scores = alpha_precision_beta_recall_authenticity(REAL, synthetic, seed=0)
-    scores.update(density_coverage(REAL, synthetic, seed=0))
-    return scores
+    return sample_fidelity(REAL, synthetic, seed=0)[0]
 
 
 def test_samples_of_the_same_distribution_score_high() -> None:
@@ -56,17 +54,37 @@ def test_dropping_half_the_modes_lowers_recall_and_coverage_but_not_precision() 
 
 
 def test_copies_of_real_rows_are_not_authentic() -> None:
-    scores = alpha_precision_beta_recall_authenticity(REAL, REAL.copy(), seed=0)
+    scores = sample_scores(REAL.copy())
     assert scores["authenticity"] == pytest.approx(0.0)
     assert len(scores["alpha_precision_curve"]) == len(scores["levels"]) == 20
 
 
 def test_subsampling_is_seeded() -> None:
-    first = alpha_precision_beta_recall_authenticity(REAL, SAME, seed=4, max_rows=500)
-    again = alpha_precision_beta_recall_authenticity(REAL, SAME, seed=4, max_rows=500)
+    first = sample_fidelity(REAL, SAME, seed=4, max_rows=500)[0]
+    again = sample_fidelity(REAL, SAME, seed=4, max_rows=500)[0]
     assert first == again
     with pytest.raises(ValueError, match="more than 5 rows"):
-        density_coverage(REAL, SAME[:3])
+        sample_fidelity(REAL, SAME[:3], seed=0)
+
+
+def test_known_real_neighbours_are_used_only_for_the_rows_they_belong_to() -> None:
+    fresh, neighbours = sample_fidelity(REAL, SAME, seed=0, max_rows=800)
+    # The holdout reference scores other rows against the same real sample.
+    reused, kept = sample_fidelity(REAL, SHIFTED, seed=0, max_rows=800, known=neighbours)
+    assert kept is neighbours
+    assert reused == sample_fidelity(REAL, SHIFTED, seed=0, max_rows=800)[0]
+    # Another sample of the real rows (another seed) must not be scored with them.
+    other, recomputed = sample_fidelity(REAL, SAME, seed=1, max_rows=800, known=neighbours)
+    assert recomputed is not neighbours
+    assert other == sample_fidelity(REAL, SAME, seed=1, max_rows=800)[0]
+    assert fresh != other
+
+
+def test_real_neighbours_skip_the_row_itself() -> None:
+    rows = np.array([[0.0], [1.0], [3.0], [7.0]])
+    neighbours = real_neighbours(rows, k=2)
+    assert neighbours.kth(1).tolist() == [1.0, 1.0, 2.0, 4.0]
+    assert neighbours.kth(2).tolist() == [3.0, 2.0, 3.0, 6.0]
 
 
 def test_adult_halves_are_faithful_in_the_embedding(
@@ -75,9 +93,9 @@ def test_adult_halves_are_faithful_in_the_embedding(
     train, test = adult_split
     embedding = fit_embedding(train, adult_spec)
     real, other = embedding.transform(train), embedding.transform(test)
-    scores = alpha_precision_beta_recall_authenticity(real, other, seed=0)
+    scores = sample_fidelity(real, other, seed=0)[0]
     assert scores["alpha_precision"] > 0.85 and scores["beta_recall"] > 0.7
-    assert density_coverage(real, other, seed=0)["coverage"] > 0.85
+    assert scores["coverage"] > 0.85
 
 
 MIXED = pl.DataFrame(
