@@ -178,7 +178,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"machine: {report['machine']['cpu_model']}, {report['machine']['cpu_count']} cores, "
         f"Python {report['machine']['python']}, {report['machine']['date_utc']}; "
-        f"load average at the start {report['machine']['load_average']}",
+        f"load average at the start {report['machine']['load_average']}; "
+        f"bytecode written: {report['machine']['python_writes_bytecode']}",
         "",
         "| case | exit | wall median (min-max) s | CPU median s | target s | load 1 min |",
         "|---|---|---|---|---|---|",
