@@ -4,6 +4,11 @@ Run from the repository root::
 
     python -m benchmarks.fairness [--cases adult_sex,...] [--seeds 0,1,2] [--quick]
     python -m benchmarks.fairness --sweep-beta 0,1,3,10,30 --cases adult_sex
+    python -m benchmarks.fairness --merge DIR [DIR ...] --output-dir OUT
+
+``--merge`` joins the stored tables of runs made apart (other seeds, or cases split across
+processes) into one table in ``--output-dir``; the runs must share their settings and must not
+repeat a case's seed, and each part's command stays on record.
 
 The sweep writes its curve (plot and table) here and, unless ``--no-mlflow``, to MLflow as
 well: experiment ``fairdistill-beta-sweep`` in fairdistill's store (or MLFLOW_TRACKING_URI),
@@ -739,14 +744,22 @@ def section_markdown(
     results: dict[str, Any], sweep: dict[str, Any] | None, notes: str, summary_text: str = ""
 ) -> str:
     machine = results["machine"]
+    records = results.get("parts", [results])
+    commands = [
+        f"Command: `{record['command']}`"
+        + (f" ({record['machine']['date']}, {record['seconds']:.0f} s)" if len(records) > 1 else "")
+        + "  "
+        for record in records
+    ]
     parts = [
         SECTION_HEADING,
         "",
-        f"Command: `{results['command']}`  ",
+        *commands,
         f"Machine: {machine['cpu']}, {machine['cores']} cores (shared), torch "
         f"{machine['torch']} with {machine['torch_threads']} thread(s) for torch and OpenMP "
         f"(scikit-learn), BLAS 1 thread; {machine['date']}. "
-        f"Total wall time {results['seconds']:.0f} s.",
+        f"Total wall time {results['seconds']:.0f} s"
+        + (" (the parts' sum)." if len(commands) > 1 else "."),
         "",
     ]
     if summary_text:
@@ -782,6 +795,68 @@ def section_markdown(
         ]
     parts.append(notes)
     return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------- merged tables
+
+
+def merge_results(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One result table from tables of the same settings run apart.
+
+    Runs are joined per case in seed order; a case's seed found twice, or parts trained
+    with different settings, are refused, since the table would no longer describe one
+    configuration. ``parts`` keeps each part's command, machine and wall time; ``seconds``
+    is their sum.
+    """
+    if not parts:
+        raise ValueError("nothing to merge")
+    settings = parts[0]["settings"]
+    for part in parts[1:]:
+        if part["settings"] != settings:
+            raise ValueError(
+                f"settings differ: {part['command']!r} against {parts[0]['command']!r}"
+            )
+    cases: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for name, payload in part["cases"].items():
+            case = cases.setdefault(name, {"attribute": payload["attribute"], "runs": []})
+            known = {run["seed"] for run in case["runs"]}
+            repeated = sorted(known & {run["seed"] for run in payload["runs"]})
+            if repeated:
+                raise ValueError(f"case {name}: seed(s) {repeated} appear in more than one part")
+            case["runs"].extend(payload["runs"])
+    for case in cases.values():
+        case["runs"].sort(key=lambda run: run["seed"])
+    records = []
+    for part in parts:
+        for record in part.get("parts", [part]):
+            records.append(
+                {key: record[key] for key in ("command", "machine", "seconds") if key in record}
+            )
+    return {
+        "command": " ; ".join(record["command"] for record in records),
+        "machine": parts[0]["machine"],
+        "settings": settings,
+        "cases": cases,
+        "seconds": float(sum(record["seconds"] for record in records)),
+        "parts": records,
+    }
+
+
+def _merge_main(args: argparse.Namespace) -> dict[str, Any]:
+    parts = []
+    for folder in args.merge:
+        part = _read_json(folder / "fairness.json")
+        if part is None:
+            raise SystemExit(f"no results in {folder}: run the benchmark there first")
+        parts.append(part)
+    try:
+        results = merge_results(parts)
+    except ValueError as error:
+        raise SystemExit(f"cannot merge: {error}") from None
+    (args.output_dir / "fairness.json").write_text(json.dumps(results, indent=1, default=float))
+    _report_main(args)
+    return results
 
 
 # ---------------------------------------------------------------------------- command line
@@ -824,6 +899,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default=None,
         help="markdown appended to the section (design notes, targets)",
     )
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="join the stored tables of these output folders into --output-dir, then report",
+    )
     return parser.parse_args(list(argv))
 
 
@@ -854,14 +937,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     command = "python -m benchmarks.fairness " + shlex.join(
         sys.argv[1:] if argv is None else list(argv)
     )
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        return _merge_main(args)
+    if args.report_only:
+        return _report_main(args)
     settings = _settings(args)
     seeds = [int(seed) for seed in args.seeds.split(",") if seed]
     cases = _load([name for name in args.cases.split(",") if name])
-    args.output_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     output: dict[str, Any]
-    if args.report_only:
-        return _report_main(args)
     # The product's thread setting, so the figures are the ones a default run gives.
     with stage_threads(load_settings().torch_threads):
         if args.sweep_beta is not None:

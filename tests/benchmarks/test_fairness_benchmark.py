@@ -227,3 +227,66 @@ def test_one_seed_reports_no_spread_rather_than_zero() -> None:
     two = fairness.markdown_table({"student": {"auroc": fairness.mean_sd([0.8, 0.9])}}, [column])
     assert one.splitlines()[-1] == "| student | 0.800 |"
     assert two.splitlines()[-1] == "| student | 0.850 ± 0.071 |"
+
+
+def _stored_table(command: str, seeds: list[int], settings: dict | None = None) -> dict:
+    runs = [{"seed": seed, "train_rows": 8, "test_rows": 2, "rows": {}} for seed in seeds]
+    return {
+        "command": command,
+        "machine": {
+            "cpu": "test",
+            "cores": "2",
+            "python": "3.11",
+            "torch": "2",
+            "date": f"2026-12-0{seeds[0] % 9 + 1} 00:00 UTC",
+            "torch_threads": "1",
+        },
+        "settings": settings or {"teacher": {"beta": 5.0}},
+        "cases": {"adult_sex": {"attribute": "sex", "runs": runs}},
+        "seconds": 10.0 * len(seeds),
+    }
+
+
+def test_merged_tables_join_the_seeds_in_order_and_keep_every_command() -> None:
+    later = _stored_table("python -m benchmarks.fairness --seeds 4,3", [4, 3])
+    earlier = _stored_table("python -m benchmarks.fairness --seeds 0,1", [0, 1])
+    merged = fairness.merge_results([later, earlier])
+    assert [run["seed"] for run in merged["cases"]["adult_sex"]["runs"]] == [0, 1, 3, 4]
+    assert [part["command"] for part in merged["parts"]] == [later["command"], earlier["command"]]
+    assert merged["seconds"] == pytest.approx(40.0)
+    again = fairness.merge_results([merged, _stored_table("python -m x --seeds 7", [7])])
+    assert len(again["parts"]) == 3
+    assert [run["seed"] for run in again["cases"]["adult_sex"]["runs"]] == [0, 1, 3, 4, 7]
+
+
+def test_merging_refuses_a_repeated_seed_or_other_settings() -> None:
+    first = _stored_table("a", [0, 1])
+    with pytest.raises(ValueError, match=r"seed\(s\) \[1\]"):
+        fairness.merge_results([first, _stored_table("b", [1, 2])])
+    with pytest.raises(ValueError, match="settings differ"):
+        fairness.merge_results([first, _stored_table("c", [2], {"teacher": {"beta": 3.0}})])
+
+
+def test_the_merge_command_writes_the_joined_table_and_names_each_part(tmp_path: Path) -> None:
+    for name, seeds in (("one", [0]), ("two", [1])):
+        (tmp_path / name).mkdir()
+        table = _stored_table(f"python -m benchmarks.fairness --seeds {seeds[0]}", seeds)
+        (tmp_path / name / "fairness.json").write_text(json.dumps(table))
+    results_md = tmp_path / "RESULTS.md"
+    fairness.main(
+        [
+            "--merge",
+            str(tmp_path / "one"),
+            str(tmp_path / "two"),
+            "--output-dir",
+            str(tmp_path / "merged"),
+            "--results-md",
+            str(results_md),
+        ]
+    )
+    stored = json.loads((tmp_path / "merged" / "fairness.json").read_text())
+    assert [run["seed"] for run in stored["cases"]["adult_sex"]["runs"]] == [0, 1]
+    markdown = results_md.read_text()
+    assert "`python -m benchmarks.fairness --seeds 0`" in markdown
+    assert "`python -m benchmarks.fairness --seeds 1`" in markdown
+    assert "(2 seeds: 0, 1;" in markdown
