@@ -53,7 +53,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from benchmarks.datasets import BENCHMARKS_DIR, available_cases, load_case
+from benchmarks.datasets import BENCHMARK_CASES, BENCHMARKS_DIR, available_cases, load_case
 from benchmarks.frontier import fair_relabel
 from benchmarks.sweep_tracking import SWEEP_EXPERIMENT, log_sweep
 from fairdistill.flows.settings import load_settings
@@ -803,7 +803,8 @@ def section_markdown(
 def merge_results(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One result table from tables of the same settings run apart.
 
-    Runs are joined per case in seed order; a case's seed found twice, or parts trained
+    Runs are joined per case in seed order, cases in the benchmark's order; a case's seed
+    found twice, or parts trained
     with different settings, are refused, since the table would no longer describe one
     configuration. ``parts`` keeps each part's command, machine and wall time; ``seconds``
     is their sum.
@@ -827,6 +828,10 @@ def merge_results(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
             case["runs"].extend(payload["runs"])
     for case in cases.values():
         case["runs"].sort(key=lambda run: run["seed"])
+    # The benchmark's own case order, whichever part a case came from.
+    known = list(BENCHMARK_CASES)
+    order = sorted(cases, key=lambda name: known.index(name) if name in known else len(known))
+    cases = {name: cases[name] for name in order}
     records = []
     for part in parts:
         for record in part.get("parts", [part]):

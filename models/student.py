@@ -21,10 +21,22 @@ label head reads them, and an unscaled squared error lets the student blur them 
 On one Adult seed that blurring left a student whose rows were unfair (TSTR DPR 0.35 against
 its teacher's 0.98); the scaled error gave 0.96. On another seed it moved DPR from 0.89 to 0.74
 (its teacher: 0.82), within the +-0.1 that DPR moves between two nearly equal generators.
+
+A distillation can settle where the student reads s although its teacher does not. On one
+Adult teacher of five (seed 4), students started from the shipped seed and from one other
+of three reached a logistic probe AUROC for sex of 0.92-0.94 against the teacher's 0.58; their
+rows covered 0.76 of the real ones (α-precision 0.65) against the teacher's 0.90. Every
+other student measured (four tables, five seeds) read s at most 0.16 better than its
+teacher. So a student whose probe exceeds its teacher's by more than ``max_probe_gap`` is
+distilled again from another start, up to ``attempts`` in all, and the one closest to its
+teacher is kept. Retries neither log epochs nor checkpoint: a resumed stage finds the first
+attempt's checkpoints and, the draws being seeded, repeats the retries exactly.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,7 +52,9 @@ from fairdistill.models.networks import MLPEncoder, parameter_count
 from fairdistill.models.teacher import (
     FairVAE,
     LabelConditionedEncoder,
+    encode_latents,
     label_head_input,
+    probe_sensitive_auroc,
 )
 from fairdistill.models.training import (
     CheckpointCallback,
@@ -53,6 +67,10 @@ from fairdistill.models.training import (
     seeded_module,
     table_tensors,
 )
+
+_LOG = logging.getLogger(__name__)
+# Starts of the retried distillations: seed + attempt * step, apart from every run seed.
+_RETRY_SEED_STEP = 7_919
 
 
 class StudentConfig(BaseModel):
@@ -104,6 +122,20 @@ class StudentConfig(BaseModel):
         gt=0.0,
         description="Largest allowed student/teacher encoder parameter ratio.",
     )
+    max_probe_gap: float | None = Field(
+        default=0.2,
+        gt=0.0,
+        le=0.5,
+        description="Largest AUROC by which a probe may read a sensitive attribute better from "
+        "the student's latent than from its teacher's before the student is distilled again "
+        "from another start; none: never check.",
+    )
+    attempts: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Distillations at most, the first included, while the probe gap is exceeded.",
+    )
 
 
 def build_student(teacher: FairVAE, config: StudentConfig) -> MLPEncoder:
@@ -139,10 +171,78 @@ def distill_student(
 
     History keys: loss, quality (which includes ``fairness_weight`` times the fairness
     term), utility, fairness (the teacher's dependence penalty on the student's means),
-    epoch_seconds. ``blocks`` must be the blocks
-    the teacher's decoder was built with.
+    epoch_seconds. ``blocks`` must be the blocks the teacher's decoder was built with. A
+    student that reads s much better than its teacher is distilled again (module notes);
+    the history is the kept student's.
     """
     del blocks  # the teacher's decoder carries them; kept for a uniform stage signature
+    student, history = _distill_once(
+        teacher,
+        table,
+        sensitive_levels,
+        config,
+        seed=seed,
+        device=device,
+        on_epoch=on_epoch,
+        on_checkpoint=on_checkpoint,
+        start_state=start_state,
+    )
+    if config.max_probe_gap is None or config.attempts == 1:
+        return student, history
+    reference = _probe(teacher.encoder, table, sensitive_levels, seed)
+    best = (probe_gap(_probe(student, table, sensitive_levels, seed), reference), student, history)
+    for attempt in range(1, config.attempts):
+        if best[0] <= config.max_probe_gap:
+            break
+        _LOG.warning(
+            "the student reads the sensitive attributes %.2f AUROC better than its teacher "
+            "(allowed %.2f): distilling again from another start (%d of %d)",
+            best[0],
+            config.max_probe_gap,
+            attempt + 1,
+            config.attempts,
+        )
+        retry_seed = seed + attempt * _RETRY_SEED_STEP
+        candidate, candidate_history = _distill_once(
+            teacher, table, sensitive_levels, config, seed=retry_seed, device=device
+        )
+        gap = probe_gap(_probe(candidate, table, sensitive_levels, seed), reference)
+        if gap < best[0]:
+            best = (gap, candidate, candidate_history)
+    return best[1], best[2]
+
+
+def probe_gap(student: dict[str, float], teacher: dict[str, float]) -> float:
+    """The largest AUROC by which a probe reads an attribute better from the student's
+    latent than from the teacher's (attributes a probe cannot score are left out)."""
+    gaps = [
+        student[name] - teacher[name]
+        for name in student
+        if name in teacher and not (math.isnan(student[name]) or math.isnan(teacher[name]))
+    ]
+    return max(gaps, default=0.0)
+
+
+def _probe(
+    encoder: torch.nn.Module, table: EncodedTable, sensitive_levels: Sequence[int], seed: int
+) -> dict[str, float]:
+    latents = encode_latents(encoder, table, sensitive_levels)  # type: ignore[arg-type]
+    return probe_sensitive_auroc(latents, table.sensitive, seed, levels=sensitive_levels)
+
+
+def _distill_once(
+    teacher: FairVAE,
+    table: EncodedTable,
+    sensitive_levels: Sequence[int],
+    config: StudentConfig,
+    *,
+    seed: int,
+    device: str = "cpu",
+    on_epoch: EpochCallback | None = None,
+    on_checkpoint: CheckpointCallback | None = None,
+    start_state: dict[str, Tensor] | None = None,
+) -> tuple[MLPEncoder, list[dict[str, float]]]:
+    """One distillation from the start ``seed`` gives; see :func:`distill_student`."""
     target = resolve_device(device)
     teacher = teacher.to(target).eval()
     student = seeded_module(lambda: build_student(teacher, config), seed).to(target)

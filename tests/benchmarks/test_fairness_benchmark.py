@@ -254,6 +254,9 @@ def test_merged_tables_join_the_seeds_in_order_and_keep_every_command() -> None:
     assert [run["seed"] for run in merged["cases"]["adult_sex"]["runs"]] == [0, 1, 3, 4]
     assert [part["command"] for part in merged["parts"]] == [later["command"], earlier["command"]]
     assert merged["seconds"] == pytest.approx(40.0)
+    plain = _stored_table("python -m benchmarks.fairness --cases adult_plain", [0])
+    plain["cases"] = {"adult_plain": plain["cases"]["adult_sex"]}
+    assert list(fairness.merge_results([plain, earlier])["cases"]) == ["adult_sex", "adult_plain"]
     again = fairness.merge_results([merged, _stored_table("python -m x --seeds 7", [7])])
     assert len(again["parts"]) == 3
     assert [run["seed"] for run in again["cases"]["adult_sex"]["runs"]] == [0, 1, 3, 4, 7]

@@ -14,6 +14,7 @@ from fairdistill.models.student import (
     build_student,
     distill_student,
     latent_error_weights,
+    probe_gap,
     teacher_targets,
 )
 from fairdistill.models.teacher import (
@@ -21,6 +22,7 @@ from fairdistill.models.teacher import (
     TeacherConfig,
     encode_latents,
     label_head_input,
+    probe_sensitive_auroc,
     train_teacher,
 )
 from fairdistill.models.training import table_tensors
@@ -170,3 +172,53 @@ def test_the_teachers_targets_are_its_outputs_on_every_row_whatever_the_batch(se
         torch.testing.assert_close(targets.logvar, logvar)
         torch.testing.assert_close(targets.label, label)
         assert not targets.mu.requires_grad
+
+
+def test_the_probe_gap_is_the_largest_gain_over_the_teacher_among_scored_attributes() -> None:
+    teacher = {"sex": 0.58, "race": 0.60, "intersection": float("nan")}
+    student = {"sex": 0.93, "race": 0.55, "intersection": 0.99}
+    assert probe_gap(student, teacher) == pytest.approx(0.35)
+    assert probe_gap({"sex": 0.5}, {"sex": 0.6}) == pytest.approx(-0.1)
+    assert probe_gap({"sex": float("nan")}, {"sex": 0.6}) == 0.0
+
+
+def _student_gap(student: torch.nn.Module, teacher: FairVAE, table: EncodedTable) -> float:
+    def probe(encoder: torch.nn.Module) -> dict[str, float]:
+        latents = encode_latents(encoder, table, LEVELS)  # type: ignore[arg-type]
+        return probe_sensitive_auroc(latents, table.sensitive, 0, levels=LEVELS)
+
+    return probe_gap(probe(student), probe(teacher.encoder))
+
+
+def test_a_student_reading_s_beyond_its_teacher_is_distilled_again_and_the_closest_kept(
+    setting, caplog: pytest.LogCaptureFixture
+) -> None:
+    table, blocks, teacher = setting
+    # Without its penalty the student reads s better than the teacher, beyond so small a gap.
+    leaky = FAST.model_copy(update={"fairness_weight": 0.0, "max_probe_gap": 0.001})
+    first, _ = distill_student(
+        teacher, table, blocks, LEVELS, leaky.model_copy(update={"attempts": 1}), seed=0
+    )
+    first_gap = _student_gap(first, teacher, table)
+    assert first_gap > 0.001
+    with caplog.at_level("WARNING", logger="fairdistill.models.student"):
+        kept, history = distill_student(
+            teacher, table, blocks, LEVELS, leaky.model_copy(update={"attempts": 3}), seed=0
+        )
+    retries = [record for record in caplog.records if "distilling again" in record.message]
+    assert len(retries) >= 1
+    assert _student_gap(kept, teacher, table) <= first_gap
+    assert history and "utility" in history[-1]
+
+
+def test_a_student_within_the_gap_is_kept_as_first_distilled(setting, caplog) -> None:
+    table, blocks, teacher = setting
+    tolerant = FAST.model_copy(update={"max_probe_gap": 0.5})
+    with caplog.at_level("WARNING", logger="fairdistill.models.student"):
+        student, _ = distill_student(teacher, table, blocks, LEVELS, tolerant, seed=0)
+    unchecked, _ = distill_student(
+        teacher, table, blocks, LEVELS, FAST.model_copy(update={"max_probe_gap": None}), seed=0
+    )
+    assert not [record for record in caplog.records if "distilling again" in record.message]
+    for mine, theirs in zip(student.parameters(), unchecked.parameters(), strict=True):
+        assert torch.equal(mine, theirs)
