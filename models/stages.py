@@ -26,7 +26,12 @@ from fairdistill.models.modality import Codec, build_teacher, fit_codec
 from fairdistill.models.prior import DEFAULT_COMPONENTS, GaussianMixturePrior
 from fairdistill.models.spec import DatasetSpec
 from fairdistill.models.splitting import split_table
-from fairdistill.models.student import StudentConfig, distill_student, student_schedule
+from fairdistill.models.student import (
+    RetryCallback,
+    StudentConfig,
+    distill_student,
+    student_schedule,
+)
 from fairdistill.models.teacher import (
     FairVAE,
     TeacherConfig,
@@ -75,6 +80,8 @@ class TrainingHooks:
     on_epoch: EpochCallback | None = None
     on_checkpoint: CheckpointCallback | None = None
     start_state: dict[str, Tensor] | None = None
+    # Distillation only: told when a student is distilled again (see models/student.py).
+    on_retry: RetryCallback | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,7 @@ def fit_student(
         on_epoch=hooks.on_epoch,
         on_checkpoint=hooks.on_checkpoint,
         start_state=hooks.start_state,
+        on_retry=hooks.on_retry,
     )
     return FittedStudent(encoder=encoder.to("cpu"), history=history)
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -70,6 +70,9 @@ from fairdistill.models.training import (
 )
 
 _LOG = logging.getLogger(__name__)
+# Told of each retry: the attempt about to start (2 for the first retry) and the gap that
+# caused it.
+RetryCallback = Callable[[int, float], None]
 # Starts of the retried distillations: seed + attempt * step, apart from every run seed.
 _RETRY_SEED_STEP = 7_919
 
@@ -167,6 +170,7 @@ def distill_student(
     on_epoch: EpochCallback | None = None,
     on_checkpoint: CheckpointCallback | None = None,
     start_state: dict[str, Tensor] | None = None,
+    on_retry: RetryCallback | None = None,
 ) -> tuple[MLPEncoder, list[dict[str, float]]]:
     """Train a student encoder against the frozen ``teacher``; return it and its history.
 
@@ -203,6 +207,8 @@ def distill_student(
             attempt + 1,
             config.attempts,
         )
+        if on_retry is not None:
+            on_retry(attempt + 1, best[0])
         retry_seed = seed + attempt * _RETRY_SEED_STEP
         candidate, candidate_history = _distill_once(
             teacher, table, sensitive_levels, config, seed=retry_seed, device=device

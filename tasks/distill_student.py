@@ -26,6 +26,7 @@ from fairdistill.tasks.services.tracking import (
     stage_run,
 )
 from fairdistill.tasks.services.training_record import (
+    RetryLog,
     epoch_logger,
     log_latent_fairness,
     record_training,
@@ -50,6 +51,7 @@ def distill_student(
         checkpoint = EpochCheckpoint.for_stage(
             context, "distill_student", settings, seed, device, prepared, teacher
         )
+        retries = RetryLog("distill_student")
         fitted = fit_student(
             teacher_model,
             codec,
@@ -61,6 +63,7 @@ def distill_student(
                 on_epoch=epoch_logger("distill_student", student_epochs(settings, len(table))),
                 on_checkpoint=checkpoint.save,
                 start_state=checkpoint.resume(),
+                on_retry=retries,
             ),
         )
         checkpoint.clear()
@@ -73,6 +76,7 @@ def distill_student(
                 "parameters": float(parameters),
                 "teacher_encoder_parameters": float(teacher.encoder_parameters),
                 "size_ratio": parameters / teacher.encoder_parameters,
+                "distillation_attempts": float(retries.attempts),
             }
         )
         weights = save_module(context, "student", student)

@@ -113,6 +113,25 @@ def epoch_logger(stage: str, epochs: int) -> Callable[[int, dict[str, float]], N
     return on_epoch
 
 
+class RetryLog:
+    """Counts a distillation's attempts and puts each retry in the run log (as a warning)."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+        self.attempts = 1
+        self._logger = get_run_logger()
+
+    def __call__(self, attempt: int, gap: float) -> None:
+        self.attempts = attempt
+        self._logger.warning(
+            "%s: the student's latent gives the sensitive attributes away %.2f probe AUROC "
+            "beyond its teacher's; distilling again from another start (attempt %d)",
+            self.stage,
+            gap,
+            attempt,
+        )
+
+
 def log_latent_fairness(
     encoder: torch.nn.Module, table: EncodedTable, codec: Codec, seed: int
 ) -> dict[str, float]:

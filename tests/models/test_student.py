@@ -201,12 +201,21 @@ def test_a_student_reading_s_beyond_its_teacher_is_distilled_again_and_the_close
     )
     first_gap = _student_gap(first, teacher, table)
     assert first_gap > 0.001
+    told: list[tuple[int, float]] = []
     with caplog.at_level("WARNING", logger="fairdistill.models.student"):
         kept, history = distill_student(
-            teacher, table, blocks, LEVELS, leaky.model_copy(update={"attempts": 3}), seed=0
+            teacher,
+            table,
+            blocks,
+            LEVELS,
+            leaky.model_copy(update={"attempts": 3}),
+            seed=0,
+            on_retry=lambda attempt, gap: told.append((attempt, gap)),
         )
     retries = [record for record in caplog.records if "distilling again" in record.message]
     assert len(retries) >= 1
+    assert [attempt for attempt, _ in told] == list(range(2, 2 + len(retries)))
+    assert told[0][1] == pytest.approx(first_gap)
     assert _student_gap(kept, teacher, table) <= first_gap
     assert history and "utility" in history[-1]
 

@@ -22,5 +22,6 @@ def test_the_student_is_smaller_stored_and_recorded(
     ratio = trained_student.parameters / trained_teacher.encoder_parameters
     assert run.data.metrics["size_ratio"] == ratio
     assert "probe_auroc.sex" in run.data.metrics
+    assert 1 <= run.data.metrics["distillation_attempts"] <= stage_config.student.attempts
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss")
     assert len(history) == stage_config.student.epochs
