@@ -14,8 +14,8 @@ and sensitive attributes, and thresholded per sensitive group:
   the real training rows so that the true- and false-positive rates agree across groups to
   within ``eo_min_ratio``, keeping the most accurate such choice.
 
-A hard threshold, not a draw from the probability: a label that is a deterministic
-function of the features is one a downstream classifier can learn (on Adult, drawn labels
+A threshold rather than a draw for every row: a label that is a deterministic function of
+the features is one a downstream classifier can learn (on Adult, labels drawn for every row
 gave AUROC 0.867 / 0.836 at temperatures 0.5 / 1 against 0.875 thresholded). Except at a
 tie: when the features take few values (a table of a few categorical columns) many rows
 share the logit at which a group's rate is reached, and a threshold can only label all of
@@ -27,6 +27,23 @@ threshold, used only where a plain one cannot reach the rate): 0.57-0.62, the ra
 and demographic parity ratios 0.95-0.99 on the same splits. The thresholds and tie shares
 live in the model's buffers, so everything a stored teacher needs to label rows travels
 with its weights, and generation stays batch-wise and deterministic.
+
+Mostly a hard threshold, but on large tables a share of the rows draw their label. A
+label that is a step function of the features tells a classifier where the boundary is
+and nothing about how far a row lies from it, and it leaves out the real rows whose label
+goes against their neighbours' (the generated rows near them all carry the other label).
+So a share of the generated rows (``drawn_share``; by default 0.3 from 20,000 training
+rows, less in proportion on smaller tables, and none under equalized odds) is labelled by a
+draw from the model's probability, shifted per group (``draw_offsets``) so that the drawn
+labels keep each group's thresholded rate. The draws are below a half of the rows, so the
+most likely label of every row, and with it the boundary a classifier learns, stays the
+threshold's. Measured on seeds 0-2 (product rows, share 0 → 0.3): `adult_plain` AUROC
+0.867 → 0.873, coverage 0.872 → 0.893, demographic-parity ratio 0.900 → 0.909; Adult/sex
+seeds 0-1 AUROC 0.878 → 0.883, coverage 0.891 → 0.901; COMPAS at 0.1 coverage 0.776 →
+0.844, AUROC 0.720 → 0.716. On German credit (800 rows) the draws cost AUROC (0.785 →
+0.769 at 0.15, 0.779 at 0.1): a classifier needs many rows to average label noise out,
+hence the ramp with the rows. Under equalized odds the draws lowered the equalized-odds
+ratio (Adult/sex seeds 0-1, 0.830 → 0.794 at 0.3).
 
 Continuous columns arrive as normal scores; the model also reads them through a
 piecewise-linear encoding (Gorishniy et al. 2022) with ``bins`` bins whose edges are
@@ -75,6 +92,12 @@ _MIN_TRUE_POSITIVE_RATE = 0.5
 # Logits closer than this to a group's threshold count as tied with it: identical rows give
 # identical logits up to the rounding of batched matrix products.
 TIE_TOLERANCE = 1e-4
+# The default share of drawn labels, reached at FULL_DRAWN_SHARE_ROWS training rows.
+DRAWN_SHARE = 0.3
+FULL_DRAWN_SHARE_ROWS = 20_000
+# Bounds of the bisection for a logit shift: beyond +-20 every probability is 0 or 1.
+_MAX_LOGIT_SHIFT = 20.0
+_BISECTION_STEPS = 60
 # Lower edge of an unused bin (a column with fewer distinct values than bins): far above
 # any normal score, so the bin always encodes 0.
 _UNUSED_EDGE = 1e4
@@ -101,6 +124,15 @@ class LabelModelConfig(BaseModel):
         default=6000, ge=1, description="Cap on optimiser steps, which large tables reach first."
     )
     learning_rate: float = Field(default=2e-3, gt=0.0, le=1.0)
+    drawn_share: float | None = Field(
+        default=None,
+        ge=0.0,
+        lt=0.5,
+        description="Share of generated rows whose label is drawn from the label model's "
+        "probability (shifted per group to keep the group's thresholded rate) instead of "
+        f"thresholded; default: {DRAWN_SHARE} from {FULL_DRAWN_SHARE_ROWS:,} training rows, "
+        "in proportion below, 0 under equalized odds.",
+    )
     eo_min_ratio: float = Field(
         default=0.9,
         gt=0.0,
@@ -140,6 +172,8 @@ class FeatureLabelModel(nn.Module):
         self.register_buffer("bin_width", torch.ones(width))
         self.register_buffer("thresholds", torch.zeros(math.prod(self.sensitive_levels)))
         self.register_buffer("tie_shares", torch.ones(math.prod(self.sensitive_levels)))
+        self.register_buffer("drawn_share", torch.zeros(()))
+        self.register_buffer("draw_offsets", torch.zeros(math.prod(self.sensitive_levels)))
         in_dim = feature_dim + sum(self.sensitive_levels) + bins * len(self.continuous_columns)
         self.net = mlp(in_dim, self.hidden, 1)
 
@@ -151,6 +185,17 @@ class FeatureLabelModel(nn.Module):
             encoded = ((values - self.bin_lower) / self.bin_width).clamp(0.0, 1.0)
             parts.append(encoded.flatten(1))
         return self.net(torch.cat(parts, dim=1)).squeeze(1)
+
+    def _load_from_state_dict(  # type: ignore[no-untyped-def]
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ) -> None:
+        # A model stored before labels were drawn has neither buffer: it thresholds every
+        # row, as it did when it was stored.
+        for name in ("drawn_share", "draw_offsets"):
+            state_dict.setdefault(prefix + name, torch.zeros_like(getattr(self, name)))
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     @torch.no_grad()
     def fit_bins(self, features: Tensor) -> None:
@@ -176,7 +221,9 @@ class FeatureLabelModel(nn.Module):
     ) -> Tensor:
         """Labels (int64 (n,)): 1 where the logit reaches the threshold of the row's group;
         a row tied with a threshold whose tie share is below 1 is positive with that share
-        (drawn from ``generator``, only when the batch holds such a row)."""
+        (drawn from ``generator``, only when the batch holds such a row). With a
+        ``drawn_share`` above 0, that share of the rows (picked at random) is instead
+        positive with probability sigmoid(logit - threshold + draw offset of the group)."""
         logits = self(features, sensitive)
         thresholds = self.thresholds[groups]
         labels = logits >= thresholds
@@ -185,6 +232,12 @@ class FeatureLabelModel(nn.Module):
         if bool(tied.any()):
             uniform = torch.rand(logits.shape, generator=generator, device=logits.device)
             labels = torch.where(tied, uniform < shares, labels)
+        drawn_share = float(self.drawn_share)
+        if drawn_share > 0.0:
+            picked = torch.rand(logits.shape, generator=generator, device=logits.device)
+            uniform = torch.rand(logits.shape, generator=generator, device=logits.device)
+            chance = torch.sigmoid(logits - thresholds + self.draw_offsets[groups])
+            labels = torch.where(picked < drawn_share, uniform < chance, labels)
         return labels.long()
 
     def architecture(self) -> dict[str, Any]:
@@ -247,7 +300,19 @@ def fit_label_model(
         model, list(model.parameters()), step, n_rows=len(table), settings=settings, device=device
     )
     calibrate_thresholds(model, data, table, criterion, config.eo_min_ratio)
+    model.drawn_share.fill_(drawn_label_share(len(table), criterion, config.drawn_share))
     return history
+
+
+def drawn_label_share(rows: int, criterion: FairnessCriterion, configured: float | None) -> float:
+    """The share of generated rows that draw their label (see the module notes): the
+    configured one, else ``DRAWN_SHARE`` scaled down on tables below
+    ``FULL_DRAWN_SHARE_ROWS`` rows, and none under equalized odds."""
+    if configured is not None:
+        return configured
+    if criterion == "equalized_odds":
+        return 0.0
+    return DRAWN_SHARE * min(1.0, rows / FULL_DRAWN_SHARE_ROWS)
 
 
 @torch.no_grad()
@@ -276,6 +341,34 @@ def calibrate_thresholds(
         thresholds, shares = parity_cuts(logits_np, float(np.mean(table.label)), groups, count)
     model.thresholds.copy_(torch.as_tensor(thresholds, dtype=model.thresholds.dtype))
     model.tie_shares.copy_(torch.as_tensor(shares, dtype=model.tie_shares.dtype))
+    offsets = draw_offsets(logits_np, groups, thresholds, shares)
+    model.draw_offsets.copy_(torch.as_tensor(offsets, dtype=model.draw_offsets.dtype))
+
+
+def draw_offsets(
+    logits: np.ndarray, groups: np.ndarray, thresholds: np.ndarray, shares: np.ndarray
+) -> np.ndarray:
+    """Per group, the shift at which sigmoid(logit - threshold + shift) has, on average over
+    the group's rows, the group's thresholded positive rate (0 for groups without rows)."""
+    offsets = np.zeros(len(thresholds))
+    for group in np.unique(groups):
+        margins = logits[groups == group] - thresholds[group]
+        tied = np.abs(margins) <= TIE_TOLERANCE
+        positive = np.where(tied, shares[group], (margins >= 0).astype(np.float64))
+        offsets[group] = logit_shift_for_rate(torch.as_tensor(margins), float(positive.mean()))
+    return offsets
+
+
+def logit_shift_for_rate(logits: Tensor, rate: float) -> float:
+    """The shift ``c`` with mean(sigmoid(logits + c)) == ``rate``, within +-20 (bisection)."""
+    low, high = -_MAX_LOGIT_SHIFT, _MAX_LOGIT_SHIFT
+    for _ in range(_BISECTION_STEPS):
+        middle = 0.5 * (low + high)
+        if float(torch.sigmoid(logits + middle).mean()) < rate:
+            low = middle
+        else:
+            high = middle
+    return 0.5 * (low + high)
 
 
 def rate_threshold(logits: np.ndarray, rate: float) -> float:

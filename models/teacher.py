@@ -43,7 +43,12 @@ from sklearn.preprocessing import StandardScaler
 from torch import Tensor, nn
 
 from fairdistill.models.blocks import EncodedTable, FeatureBlock, one_hot_sensitive
-from fairdistill.models.labeling import FeatureLabelModel, LabelModelConfig, fit_label_model
+from fairdistill.models.labeling import (
+    FeatureLabelModel,
+    LabelModelConfig,
+    fit_label_model,
+    logit_shift_for_rate,
+)
 from fairdistill.models.losses import (
     FairnessCriterion,
     fairness_penalty,
@@ -90,9 +95,6 @@ __all__ = [
 PROBE_MAX_ROWS = 20_000
 # The mean probability of this many rows pins the label rate to about 0.001.
 CALIBRATION_MAX_ROWS = 200_000
-# Bisection bounds for the logit shift: beyond +-20 every probability is already 0 or 1.
-_MAX_LOGIT_SHIFT = 20.0
-_BISECTION_STEPS = 60
 
 
 class TeacherConfig(BaseModel):
@@ -387,18 +389,6 @@ def calibrate_label_rate(
     offset = logit_shift_for_rate(logits, float(np.mean(table.label)))
     model.label_head.shift_logit(offset)
     return offset
-
-
-def logit_shift_for_rate(logits: Tensor, rate: float) -> float:
-    """The shift ``c`` with mean(sigmoid(logits + c)) == ``rate``, within +-20 (bisection)."""
-    low, high = -_MAX_LOGIT_SHIFT, _MAX_LOGIT_SHIFT
-    for _ in range(_BISECTION_STEPS):
-        middle = 0.5 * (low + high)
-        if float(torch.sigmoid(logits + middle).mean()) < rate:
-            low = middle
-        else:
-            high = middle
-    return 0.5 * (low + high)
 
 
 def _batch_terms(

@@ -9,8 +9,12 @@ import torch
 
 from fairdistill.models.blocks import EncodedTable
 from fairdistill.models.labeling import (
+    DRAWN_SHARE,
+    FULL_DRAWN_SHARE_ROWS,
     FeatureLabelModel,
     LabelModelConfig,
+    draw_offsets,
+    drawn_label_share,
     equalized_odds_thresholds,
     fit_label_model,
     label_batch_size,
@@ -83,10 +87,9 @@ def test_few_valued_features_are_labelled_at_the_real_rate_in_every_group() -> N
     table = few_valued_table()
     torch.manual_seed(0)
     model = FeatureLabelModel(4, [2], [], [16], bins=0)
-    fit_label_model(
-        model, table, LabelModelConfig(epochs=10), "demographic_parity", seed=0,
-        device=torch.device("cpu"),
-    )  # fmt: skip
+    # Thresholds alone: drawn labels would break the rule asserted below.
+    config = LabelModelConfig(epochs=10, drawn_share=0.0)
+    fit_label_model(model, table, config, "demographic_parity", seed=0, device=torch.device("cpu"))
     assert float(model.tie_shares.min()) < 1.0  # the cut fell inside a tie
     features = torch.as_tensor(table.features)
     sensitive = torch.nn.functional.one_hot(torch.as_tensor(table.sensitive[:, 0]), 2).float()
@@ -129,7 +132,7 @@ def test_the_fitted_model_labels_fairly_and_follows_the_features() -> None:
     table = biased_table()
     torch.manual_seed(0)
     model = FeatureLabelModel(2, [2], [0, 1], [16], bins=8)
-    config = LabelModelConfig(epochs=15)
+    config = LabelModelConfig(epochs=15, drawn_share=0.0)
     fit_label_model(model, table, config, "demographic_parity", seed=0, device=torch.device("cpu"))
     features = torch.as_tensor(table.features)
     sensitive = torch.nn.functional.one_hot(torch.as_tensor(table.sensitive[:, 0]), 2).float()
@@ -171,3 +174,76 @@ def test_small_tables_get_small_batches() -> None:
     assert label_batch_size(800) == 32
     assert label_batch_size(5000) == 256
     assert label_batch_size(40_000) == 256
+
+
+def test_the_drawn_share_grows_with_the_rows_and_is_off_under_equalized_odds() -> None:
+    assert drawn_label_share(FULL_DRAWN_SHARE_ROWS, "demographic_parity", None) == DRAWN_SHARE
+    assert drawn_label_share(10 * FULL_DRAWN_SHARE_ROWS, "demographic_parity", None) == DRAWN_SHARE
+    assert drawn_label_share(800, "demographic_parity", None) == pytest.approx(
+        DRAWN_SHARE * 800 / FULL_DRAWN_SHARE_ROWS
+    )
+    assert drawn_label_share(50_000, "equalized_odds", None) == 0.0
+    assert drawn_label_share(800, "equalized_odds", 0.2) == 0.2  # a configured share wins
+    with pytest.raises(ValueError):
+        LabelModelConfig(drawn_share=0.5)  # from a half on, draws would move the boundary
+
+
+def test_draw_offsets_keep_each_groups_thresholded_rate() -> None:
+    rng = np.random.default_rng(7)
+    groups = rng.integers(0, 2, 4000)
+    logits = rng.normal(size=4000) * 2.0 + 1.5 * groups
+    thresholds = parity_thresholds(logits, 0.3, groups, count=3)
+    offsets = draw_offsets(logits, groups, thresholds, np.ones(3))
+    for group in (0, 1):
+        margins = logits[groups == group] - thresholds[group]
+        chance = 1.0 / (1.0 + np.exp(-(margins + offsets[group])))
+        assert chance.mean() == pytest.approx((margins >= 0).mean(), abs=1e-4)
+    assert offsets[2] == 0.0  # a group without rows
+
+
+def test_a_drawn_share_labels_that_share_by_chance_at_each_groups_rate() -> None:
+    table = biased_table(20_000, seed=3)
+    torch.manual_seed(0)
+    model = FeatureLabelModel(2, [2], [0, 1], [16], bins=8)
+    config = LabelModelConfig(epochs=4, drawn_share=0.3)
+    fit_label_model(model, table, config, "demographic_parity", seed=0, device=torch.device("cpu"))
+    assert float(model.drawn_share) == pytest.approx(0.3)
+    features = torch.as_tensor(table.features)
+    sensitive = torch.nn.functional.one_hot(torch.as_tensor(table.sensitive[:, 0]), 2).float()
+    groups = torch.as_tensor(table.sensitive[:, 0])
+
+    def labels(seed: int) -> np.ndarray:
+        generator = torch.Generator().manual_seed(seed)
+        return model.decide(features, sensitive, groups, generator).numpy()
+
+    drawn = labels(1)
+    model.drawn_share.zero_()
+    thresholded = labels(1)
+    rate = table.label.mean()
+    for group in (0, 1):
+        rows = table.sensitive[:, 0] == group
+        assert abs(drawn[rows].mean() - rate) < 0.02
+    # Some drawn labels go against the threshold, most agree with it; none of the rows
+    # far below the boundary of a group is positive by the threshold, some are by a draw.
+    disagree = (drawn != thresholded).mean()
+    assert 0.01 < disagree < 0.3 * 0.5
+    assert (
+        thresholded[table.features[:, 0] < -1.0].sum()
+        == 0
+        < drawn[table.features[:, 0] < -1.0].sum()
+    )
+    model.drawn_share.fill_(0.3)
+    assert np.array_equal(drawn, labels(1)) and not np.array_equal(drawn, labels(2))
+
+
+def test_a_label_model_stored_without_drawn_labels_loads_and_thresholds_every_row() -> None:
+    model = FeatureLabelModel(2, [2], [0, 1], [8], bins=4)
+    stored = {
+        name: value
+        for name, value in model.state_dict().items()
+        if name not in ("drawn_share", "draw_offsets")
+    }
+    stored["thresholds"] = torch.tensor([0.5, -0.5])
+    again = FeatureLabelModel(2, [2], [0, 1], [8], bins=4)
+    again.load_state_dict(stored)
+    assert float(again.drawn_share) == 0.0 and torch.equal(again.thresholds, stored["thresholds"])
