@@ -37,6 +37,15 @@ def biased_table(rows: int = 2000, seed: int = 0) -> EncodedTable:
     return EncodedTable(features=x, sensitive=group[:, None], label=label)
 
 
+def decided_labels(model: FeatureLabelModel, table: EncodedTable, seed: int) -> np.ndarray:
+    """The labels ``model`` gives the rows of ``table`` (one binary group) for a seed."""
+    features = torch.as_tensor(table.features)
+    sensitive = torch.nn.functional.one_hot(torch.as_tensor(table.sensitive[:, 0]), 2).float()
+    groups = torch.as_tensor(table.sensitive[:, 0])
+    generator = torch.Generator().manual_seed(seed)
+    return model.decide(features, sensitive, groups, generator).numpy()
+
+
 def test_a_rate_threshold_puts_exactly_that_share_at_or_above_it() -> None:
     logits = np.random.default_rng(1).normal(size=1001)
     for rate in (0.0, 0.1, 0.237, 0.5, 1.0):
@@ -91,13 +100,9 @@ def test_few_valued_features_are_labelled_at_the_real_rate_in_every_group() -> N
     config = LabelModelConfig(epochs=10, drawn_share=0.0)
     fit_label_model(model, table, config, "demographic_parity", seed=0, device=torch.device("cpu"))
     assert float(model.tie_shares.min()) < 1.0  # the cut fell inside a tie
-    features = torch.as_tensor(table.features)
-    sensitive = torch.nn.functional.one_hot(torch.as_tensor(table.sensitive[:, 0]), 2).float()
-    groups = torch.as_tensor(table.sensitive[:, 0])
 
     def labels(seed: int) -> np.ndarray:
-        generator = torch.Generator().manual_seed(seed)
-        return model.decide(features, sensitive, groups, generator).numpy()
+        return decided_labels(model, table, seed)
 
     drawn, rate = labels(1), table.label.mean()
     for group in (0, 1):
@@ -208,13 +213,9 @@ def test_a_drawn_share_labels_that_share_by_chance_at_each_groups_rate() -> None
     config = LabelModelConfig(epochs=4, drawn_share=0.3)
     fit_label_model(model, table, config, "demographic_parity", seed=0, device=torch.device("cpu"))
     assert float(model.drawn_share) == pytest.approx(0.3)
-    features = torch.as_tensor(table.features)
-    sensitive = torch.nn.functional.one_hot(torch.as_tensor(table.sensitive[:, 0]), 2).float()
-    groups = torch.as_tensor(table.sensitive[:, 0])
 
     def labels(seed: int) -> np.ndarray:
-        generator = torch.Generator().manual_seed(seed)
-        return model.decide(features, sensitive, groups, generator).numpy()
+        return decided_labels(model, table, seed)
 
     drawn = labels(1)
     model.drawn_share.zero_()
