@@ -68,6 +68,9 @@ def train_teacher(
             "encoder_parameters": parameter_count(model.encoder),
         }
         log_metrics({key: float(value) for key, value in counts.items()})
+        if model.label_model is not None:
+            # Derived from the rows, not set in the config: the record says what labelled.
+            log_metrics({"label_drawn_share": float(model.label_model.drawn_share)})
         weights = save_module(context, "teacher", model)
         uri = log_encoder("teacher_encoder", model.encoder, serving_example(table, codec))
         return TrainedModel(

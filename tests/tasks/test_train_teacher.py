@@ -6,6 +6,7 @@ import mlflow
 import pytest
 import torch
 
+from fairdistill.models.labeling import drawn_label_share
 from fairdistill.models.stages import TrainingHooks, fit_teacher
 from fairdistill.models.teacher import FairVAE, TeacherConfig
 from fairdistill.tasks.services import epoch_checkpoint
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_the_teacher_is_stored_logged_and_its_training_recorded(
-    stage_config, trained_teacher, stage_child_run
+    stage_config, prepared, trained_teacher, stage_child_run
 ) -> None:
     model = load_teacher(trained_teacher)
     assert isinstance(model, FairVAE)
@@ -30,6 +31,12 @@ def test_the_teacher_is_stored_logged_and_its_training_recorded(
     assert run.data.params["teacher.beta"] == str(stage_config.teacher.beta)
     assert run.data.params["device"] == "cpu"
     assert 0.0 <= run.data.metrics["probe_auroc.sex"] <= 1.0
+    assert run.data.metrics["label_drawn_share"] == pytest.approx(
+        float(model.label_model.drawn_share)
+    )
+    rows = len(load_training_table(prepared)[1])
+    expected = drawn_label_share(rows, stage_config.teacher.criterion, None)
+    assert run.data.metrics["label_drawn_share"] == pytest.approx(expected)
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss")
     assert len(history) == stage_config.teacher.epochs
     assert trained_teacher.mlflow_model_uri.startswith("models:/")
