@@ -2,8 +2,10 @@
 
 Categorical columns become one-hot blocks; numeric columns become one normal score through
 their empirical quantiles (a quantile-normal map), with a separate null-indicator block
-when the column may be null. Sensitive attributes and the binary label are kept apart as
-level indices, because the models treat them differently from features.
+when the column may be null and a spike-indicator block when one value holds at least half
+of the column's rows (the zeros of a capital-gains column). Sensitive attributes and the
+binary label are kept apart as level indices, because the models treat them differently
+from features.
 
 The codec's whole state is plain JSON (:meth:`TabularCodec.to_dict`), so a stored codec can
 be read back without executing anything, unlike a pickle.
@@ -27,6 +29,12 @@ from fairdistill.models.spec import ColumnSpec, DatasetSpec
 CODEC_FORMAT = "fairdistill.tabular-codec"
 CODEC_VERSION = 1
 NULL_INDICATOR_SUFFIX = "__is_null"
+SPIKE_INDICATOR_SUFFIX = "__is_spike"
+# A numeric value held by at least this share of a column's known values is modelled as a
+# point mass of its own. On one Gaussian score such a spike and the rest of the values make
+# a two-humped distribution per row, which the decoder's one Gaussian cannot draw: on Adult
+# it drew a nonzero capital loss for 1.8 % of rows against 4.2 % in the real table.
+SPIKE_SHARE = 0.5
 # The label of rows encoded without a target. Not 0, so that such rows can never pass for
 # negatives; index-based losses (e.g. torch's cross entropy) refuse it instead of learning it.
 MISSING_LABEL = -1
@@ -109,10 +117,18 @@ class QuantileNormalColumn:
     lower: float | None
     upper: float | None
     null_indicator: bool
+    # The value modelled as a point mass by its own two-level block, or None. The quantiles
+    # then describe only the other values, and rows at the spike get the score 0.
+    spike: float | None = None
 
     @property
     def width(self) -> int:
-        return 1 + (2 if self.null_indicator else 0)
+        return 1 + (2 if self.null_indicator else 0) + (2 if self.spike is not None else 0)
+
+    @property
+    def spike_offset(self) -> int:
+        """Where the spike indicator starts inside the column's slice."""
+        return 3 if self.null_indicator else 1
 
     @classmethod
     def fit(
@@ -121,6 +137,9 @@ class QuantileNormalColumn:
         values = _as_float(series)
         finite = values.drop_nulls().to_numpy()
         finite = finite[np.isfinite(finite)]
+        spike = _spike_value(finite)
+        if spike is not None:
+            finite = finite[finite != spike]
         if finite.size:
             count = max(2, min(max_quantiles, finite.size))
             quantiles = np.quantile(finite, np.linspace(0.0, 1.0, count))
@@ -135,7 +154,14 @@ class QuantileNormalColumn:
             lower=column_spec.min,
             upper=column_spec.max,
             null_indicator=bool(column_spec.nullable) or values.null_count() > 0,
+            spike=spike,
         )
+
+    def spike_mask(self, series: pl.Series) -> np.ndarray:
+        """Which rows of ``series`` hold the spike value (all false without a spike)."""
+        if self.spike is None:
+            return np.zeros(series.len(), dtype=bool)
+        return (_as_float(series) == self.spike).fill_null(False).to_numpy()
 
     def scores(self, series: pl.Series) -> tuple[np.ndarray, np.ndarray]:
         """Normal scores (0 for nulls) and the null mask of ``series``."""
@@ -150,12 +176,16 @@ class QuantileNormalColumn:
         from_below = np.interp(raw, quantiles, probabilities)
         from_above = -np.interp(-raw, -quantiles[::-1], -probabilities[::-1])
         scores = ndtri(_squeeze(0.5 * (from_below + from_above)))
-        scores[is_null] = 0.0
+        scores[is_null | self.spike_mask(series)] = 0.0
         return scores, is_null
 
-    def values(self, scores: np.ndarray, is_null: np.ndarray) -> pl.Series:
+    def values(
+        self, scores: np.ndarray, is_null: np.ndarray, is_spike: np.ndarray | None = None
+    ) -> pl.Series:
         cumulative = _unsqueeze(ndtr(scores.astype(np.float64)))
         decoded = interpolate_evenly_spaced(cumulative, np.asarray(self.quantiles))
+        if self.spike is not None and is_spike is not None:
+            decoded[is_spike] = self.spike
         lower = -np.inf if self.lower is None else self.lower
         upper = np.inf if self.upper is None else self.upper
         if self.integer:
@@ -174,6 +204,7 @@ class QuantileNormalColumn:
             "lower": self.lower,
             "upper": self.upper,
             "null_indicator": self.null_indicator,
+            "spike": self.spike,
         }
 
     @classmethod
@@ -185,10 +216,26 @@ class QuantileNormalColumn:
             lower=state["lower"],
             upper=state["upper"],
             null_indicator=bool(state["null_indicator"]),
+            # Codecs stored before spikes were modelled have no such key.
+            spike=None if state.get("spike") is None else float(state["spike"]),
         )
 
 
 ColumnCodec = CategoricalColumn | QuantileNormalColumn
+
+
+def _spike_value(finite: np.ndarray) -> float | None:
+    """The value held by at least :data:`SPIKE_SHARE` of ``finite``, unless it is the only one.
+
+    A column of one value keeps the plain quantile map: there is nothing else to model.
+    """
+    if finite.size == 0:
+        return None
+    values, counts = np.unique(finite, return_counts=True)
+    top = int(counts.argmax())
+    if counts[top] < SPIKE_SHARE * finite.size or counts[top] == finite.size:
+        return None
+    return float(values[top])
 
 
 def _as_float(series: pl.Series) -> pl.Series:
@@ -236,6 +283,9 @@ def _layout(columns: Sequence[ColumnCodec]) -> list[FeatureBlock]:
             if codec.null_indicator:
                 name = codec.column + NULL_INDICATOR_SUFFIX
                 blocks.append(FeatureBlock(name, "categorical", start + 1, 2))
+            if codec.spike is not None:
+                name = codec.column + SPIKE_INDICATOR_SUFFIX
+                blocks.append(FeatureBlock(name, "categorical", start + codec.spike_offset, 2))
         start += codec.width
     return blocks
 
@@ -379,6 +429,9 @@ class TabularCodec:
                 features[:, start] = scores
                 if codec.null_indicator:
                     _one_hot_into(features, start + 1, is_null.astype(np.int64))
+                if codec.spike is not None:
+                    is_spike = codec.spike_mask(series)
+                    _one_hot_into(features, start + codec.spike_offset, is_spike.astype(np.int64))
             start += codec.width
         return EncodedTable(
             features=features,
@@ -433,7 +486,11 @@ class TabularCodec:
                 is_null = np.zeros(block.shape[0], dtype=bool)
                 if codec.null_indicator:
                     is_null = block[:, 1:3].argmax(axis=1) == 1
-                decoded[codec.column] = codec.values(block[:, 0], is_null)
+                is_spike = None
+                if codec.spike is not None:
+                    offset = codec.spike_offset
+                    is_spike = block[:, offset : offset + 2].argmax(axis=1) == 1
+                decoded[codec.column] = codec.values(block[:, 0], is_null, is_spike)
             start += codec.width
         for index, (name, levels) in enumerate(
             zip(self.sensitive_columns, self.sensitive_levels, strict=True)

@@ -276,9 +276,11 @@ def column_domains(codec: TabularCodec) -> dict[str, Domain]:
 
 
 def _number_domain(column: QuantileNormalColumn) -> NumberDomain:
-    # Decoding interpolates between the training quantiles, clips to the spec's bounds and
-    # rounds integers: nothing outside [first quantile, last quantile] is ever produced.
+    # Decoding interpolates between the training quantiles (or takes the spike value), clips
+    # to the spec's bounds and rounds integers: nothing outside that range is ever produced.
     low, high = column.quantiles[0], column.quantiles[-1]
+    if column.spike is not None:
+        low, high = min(low, column.spike), max(high, column.spike)
     if column.lower is not None:
         low = max(low, column.lower)
     if column.upper is not None:

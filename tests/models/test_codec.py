@@ -10,6 +10,7 @@ from fairdistill.data import bundled_dataset
 from fairdistill.models.codec import (
     MISSING_LABEL,
     NULL_INDICATOR_SUFFIX,
+    SPIKE_INDICATOR_SUFFIX,
     TabularCodec,
     interpolate_evenly_spaced,
 )
@@ -195,6 +196,76 @@ def test_constant_numeric_column_encodes_to_zero_and_decodes_to_itself():
     noisy[:, constant.start] = np.random.default_rng(0).normal(0, 3, len(frame))
     decoded = codec.decode(noisy, encoded.sensitive, encoded.label)
     assert decoded.get_column("constant").unique().to_list() == [7.5]
+
+
+def zero_inflated_frame() -> pl.DataFrame:
+    """A capital-loss-like column: zero for about 80 % of rows, lognormal otherwise, and
+    a few nulls; ``hours`` has a most common value below half of the rows."""
+    rng = np.random.default_rng(5)
+    n = 1000
+    loss = np.where(rng.random(n) < 0.8, 0.0, np.rint(rng.lognormal(7, 0.5, n) + 1))
+    loss[rng.random(n) < 0.05] = np.nan
+    hours = np.where(rng.random(n) < 0.4, 40, rng.integers(1, 80, n))
+    return pl.DataFrame(
+        {
+            "loss": pl.Series(loss).fill_nan(None).cast(pl.Int64),
+            "hours": hours,
+            "group": rng.choice(["a", "b"], n),
+            "label": rng.choice(["no", "yes"], n),
+        }
+    )
+
+
+def test_a_value_held_by_half_the_rows_gets_a_spike_block_and_comes_back():
+    frame = zero_inflated_frame()
+    codec = TabularCodec.fit(frame, numeric_spec(frame))
+    encoded = codec.encode(frame)
+    decoded = codec.decode(encoded.features, encoded.sensitive, encoded.label)
+
+    assert [block.column for block in codec.blocks] == [
+        "loss",
+        "loss" + NULL_INDICATOR_SUFFIX,
+        "loss" + SPIKE_INDICATOR_SUFFIX,
+        "hours",  # 40 holds about 40 % of the rows: below half, so no spike block
+    ]
+    loss = frame.get_column("loss")
+    at_spike = (loss == 0).fill_null(False).to_numpy()
+    start = codec.blocks[0].start
+    assert np.array_equal(encoded.features[:, start + 4], at_spike.astype(np.float32))
+    assert np.all(encoded.features[at_spike | loss.is_null().to_numpy(), start] == 0.0)
+    # The score describes the other values alone: standard normal over them.
+    other = encoded.features[~at_spike & loss.is_not_null().to_numpy(), start]
+    assert np.allclose(np.quantile(other, [0.25, 0.5, 0.75]), [-0.674, 0.0, 0.674], atol=0.1)
+    assert decoded.get_column("loss").eq_missing(loss).all()
+    assert decoded.get_column("hours").equals(frame.get_column("hours"))
+
+
+def test_the_spike_indicator_alone_decides_whether_a_row_takes_the_spike():
+    frame = zero_inflated_frame()
+    codec = TabularCodec.fit(frame, numeric_spec(frame))
+    encoded = codec.encode(frame.head(2))
+    start = codec.blocks[0].start
+    features = np.zeros((2, codec.feature_dim), dtype=np.float32)
+    features[:, start] = -5.0  # the lowest score there is
+    features[:, start + 1] = 1.0  # not null
+    features[:, start + 3 : start + 5] = [[0.7, 0.3], [0.3, 0.7]]  # not spike, spike
+    decoded = codec.decode(features, encoded.sensitive, encoded.label)
+
+    smallest_other = frame.get_column("loss").filter(frame.get_column("loss") > 0).min()
+    assert decoded.get_column("loss").to_list() == [smallest_other, 0]
+
+
+def test_a_codec_stored_without_spikes_still_loads():
+    frame = zero_inflated_frame()
+    state = TabularCodec.fit(frame, numeric_spec(frame)).to_dict()
+    for column in state["columns"]:
+        column.pop("spike", None)
+    restored = TabularCodec.from_dict(state)
+    assert [block.column for block in restored.blocks] == [
+        "loss",
+        "loss" + NULL_INDICATOR_SUFFIX,
+        "hours",
+    ]
 
 
 def test_decode_takes_argmax_of_probabilities_and_clips_to_spec_bounds(

@@ -114,3 +114,9 @@ def test_the_yaml_form_is_a_list_of_condition_strings() -> None:
     ]
     with pytest.raises(ConditionError, match="list of condition strings"):
         read_condition_file("age: 60\n", "c.yaml")
+
+
+def test_a_numeric_spike_counts_as_part_of_the_support(codec: TabularCodec) -> None:
+    # capital_loss is zero for most rows: the zeros are its spike, outside its quantiles.
+    conditions = bind_conditions(["capital_loss == 0"], codec)
+    assert [c.values for c in conditions.conditions] == [(0.0,)]
