@@ -164,8 +164,8 @@ class QuantileNormalColumn:
             return np.zeros(series.len(), dtype=bool)
         return (_as_float(series) == self.spike).fill_null(False).to_numpy()
 
-    def scores(self, series: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-        """Normal scores (0 for nulls) and the null mask of ``series``."""
+    def scores(self, series: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Normal scores (0 for nulls and the spike), the null mask and the spike mask."""
         values = _as_float(series)
         is_null = values.is_null().to_numpy()
         raw = values.fill_null(0.0).to_numpy()
@@ -177,8 +177,9 @@ class QuantileNormalColumn:
         from_below = np.interp(raw, quantiles, probabilities)
         from_above = -np.interp(-raw, -quantiles[::-1], -probabilities[::-1])
         scores = ndtri(_squeeze(0.5 * (from_below + from_above)))
-        scores[is_null | self.spike_mask(series)] = 0.0
-        return scores, is_null
+        is_spike = self.spike_mask(series)
+        scores[is_null | is_spike] = 0.0
+        return scores, is_null, is_spike
 
     def values(
         self, scores: np.ndarray, is_null: np.ndarray, is_spike: np.ndarray | None = None
@@ -426,12 +427,11 @@ class TabularCodec:
             if isinstance(codec, CategoricalColumn):
                 _one_hot_into(features, start, codec.indices(series))
             else:
-                scores, is_null = codec.scores(series)
+                scores, is_null, is_spike = codec.scores(series)
                 features[:, start] = scores
                 if codec.null_indicator:
                     _one_hot_into(features, start + 1, is_null.astype(np.int64))
                 if codec.spike is not None:
-                    is_spike = codec.spike_mask(series)
                     _one_hot_into(features, start + codec.spike_offset, is_spike.astype(np.int64))
             start += codec.width
         return EncodedTable(
